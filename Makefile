@@ -1,0 +1,57 @@
+# Thin wrapper around Meson: the two set-up commands of the README
+# (`make run`, `make test`) plus the targets they are made of.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+DEMO_DATA  ?= demo-data
+PYTHON     ?= /usr/bin/python3
+SQLITE3MC  := third_party/sqlite3mc/sqlite3.c
+
+.PHONY: all deps build run test unit check-asan integration bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(SQLITE3MC): scripts/fetch-sqlite3mc.sh
+	@scripts/fetch-sqlite3mc.sh third_party/sqlite3mc
+
+# Meson only learns of a module folder that appears later on a reconfigure.
+MESON_FILES := $(shell find src tests bench -name meson.build 2>/dev/null) meson.build
+
+$(BUILD)/build.ninja: $(SQLITE3MC) $(MESON_FILES)
+	@if [ -f $@ ]; then meson setup --reconfigure $(BUILD) >/dev/null; \
+	else meson setup $(BUILD) --buildtype=debugoptimized >/dev/null; fi
+	@touch $@
+
+build: deps $(BUILD)/build.ninja
+	@ninja -C $(BUILD)
+
+run: build
+	@scripts/demo.sh $(BUILD)/src/bin/sealpost $(DEMO_DATA)
+
+unit: build
+	@meson test -C $(BUILD) --print-errorlogs --suite unit
+
+$(ASAN_BUILD)/build.ninja: $(SQLITE3MC) $(MESON_FILES)
+	@if [ -f $@ ]; then meson setup --reconfigure $(ASAN_BUILD) >/dev/null; \
+	else meson setup $(ASAN_BUILD) --buildtype=debug \
+		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null; fi
+	@touch $@
+
+check-asan: deps $(ASAN_BUILD)/build.ninja
+	@ninja -C $(ASAN_BUILD)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN_BUILD) --print-errorlogs --suite unit
+
+integration: build
+	@SEALPOST_BIN=$(abspath $(BUILD)/src/bin/sealpost) $(PYTHON) -m pytest -q tests/integration
+
+test: build unit check-asan integration
+
+bench: build
+	@$(PYTHON) bench/store.py $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,214 @@
+#include "admin.h"
+#include "admin-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#define DEFAULT_DATA_DIR "/var/lib/sealpost"
+#define MAX_COMMAND_WORDS 3
+
+static const struct admin_command admin_commands[] = {
+	{"init", "", "create the data directory: server key, TLS certificate, "
+		     "sealpost.conf, control plane", admin_cmd_init},
+	{"serve", "", "run the server in the foreground", admin_cmd_serve},
+	{"config markdown", "", "print the settings table as Markdown",
+	 admin_cmd_config_markdown},
+	{"config defaults", "", "print a commented default sealpost.conf",
+	 admin_cmd_config_defaults},
+};
+
+static struct admin_ctx *current_ctx;
+
+int
+admin_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sealpost: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return ADMIN_EXIT_FAIL;
+}
+
+int
+admin_usage(struct admin_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sealpost: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (ctx != NULL && ctx->command != NULL)
+		fprintf(stderr, "usage: sealpost %s %s\n", ctx->command->words,
+			ctx->command->usage);
+	return ADMIN_EXIT_USAGE;
+}
+
+int
+admin_load_conf(struct admin_ctx *ctx)
+{
+	const char *error;
+
+	if (conf_load(ctx->data_dir, &error) < 0) {
+		admin_fail("%s", error);
+		return -1;
+	}
+	return 0;
+}
+
+char *
+admin_read_secret(const char *env, const char *prompt)
+{
+	const char *value = getenv(env);
+	char *secret = sodium_malloc(1024);
+	struct termios old, quiet;
+	bool tty;
+	size_t len;
+
+	if (secret == NULL)
+		core_panic("sodium_malloc failed");
+	if (value != NULL) {
+		if (strlen(value) >= 1024) {
+			sodium_free(secret);
+			return NULL;
+		}
+		strcpy(secret, value);
+		return secret;
+	}
+	tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &old) == 0;
+	if (tty) {
+		fputs(prompt, stderr);
+		quiet = old;
+		quiet.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	if (fgets(secret, 1024, stdin) == NULL)
+		secret[0] = '\0';
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	len = strlen(secret);
+	while (len > 0 && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+		secret[--len] = '\0';
+	return secret;
+}
+
+void
+admin_secret_free(char **secret)
+{
+	if (*secret == NULL)
+		return;
+	sodium_free(*secret);
+	*secret = NULL;
+}
+
+static void
+print_commands(FILE *out)
+{
+	fputs("usage: sealpost [--data DIR] [--json] COMMAND [ARGS...]\n\n"
+	      "commands:\n",
+	      out);
+	for (size_t i = 0; i < SP_N_ELEMENTS(admin_commands); i++) {
+		fprintf(out, "  %-18s %s\n", admin_commands[i].words,
+			admin_commands[i].help);
+	}
+	fputs("\nThe data directory is --data DIR, else $SEALPOST_DATA, else "
+	      DEFAULT_DATA_DIR ".\n`sealpost COMMAND --help` describes one "
+	      "command.\n",
+	      out);
+}
+
+/* Number of leading argv words that spell `words`, or 0. */
+static int
+match_words(const char *words, int argc, char **argv)
+{
+	char *copy = xstrdup(words), *save = NULL;
+	int n = 0;
+
+	for (char *w = strtok_r(copy, " ", &save); w != NULL;
+	     w = strtok_r(NULL, " ", &save)) {
+		if (n >= argc || strcmp(argv[n], w) != 0) {
+			n = 0;
+			break;
+		}
+		n++;
+	}
+	free(copy);
+	return n;
+}
+
+int
+admin_main(int argc, char **argv)
+{
+	struct admin_ctx ctx = {0};
+	char **rest = xcalloc((size_t)argc + 1, sizeof(char *));
+	const struct admin_command *cmd = NULL;
+	bool help = false;
+	int nrest = 0, used = 0, ret;
+
+	ctx.data_dir = getenv("SEALPOST_DATA");
+	if (ctx.data_dir == NULL || *ctx.data_dir == '\0')
+		ctx.data_dir = DEFAULT_DATA_DIR;
+	current_ctx = &ctx;
+
+	/* Global options may appear anywhere before a "--". */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--data") == 0) {
+			if (++i >= argc) {
+				free(rest);
+				return admin_usage(NULL, "--data needs DIR");
+			}
+			ctx.data_dir = argv[i];
+		} else if (str_has_prefix(argv[i], "--data=")) {
+			ctx.data_dir = argv[i] + strlen("--data=");
+		} else if (strcmp(argv[i], "--json") == 0) {
+			ctx.json = true;
+		} else if (strcmp(argv[i], "--help") == 0 ||
+			   strcmp(argv[i], "-h") == 0) {
+			help = true;
+		} else {
+			rest[nrest++] = argv[i];
+		}
+	}
+
+	for (size_t i = 0; i < SP_N_ELEMENTS(admin_commands); i++) {
+		int n = match_words(admin_commands[i].words, nrest, rest);
+
+		if (n > used) {
+			used = n;
+			cmd = &admin_commands[i];
+		}
+	}
+	if (cmd == NULL) {
+		if (help || nrest == 0) {
+			print_commands(help ? stdout : stderr);
+			free(rest);
+			return help ? ADMIN_EXIT_OK : ADMIN_EXIT_USAGE;
+		}
+		fprintf(stderr, "sealpost: unknown command '%s'\n", rest[0]);
+		print_commands(stderr);
+		free(rest);
+		return ADMIN_EXIT_USAGE;
+	}
+	ctx.command = cmd;
+	if (help) {
+		printf("usage: sealpost %s %s\n\n%s\n", cmd->words, cmd->usage,
+		       cmd->help);
+		free(rest);
+		return ADMIN_EXIT_OK;
+	}
+	ret = cmd->func(&ctx, nrest - used, rest + used);
+	free(rest);
+	return ret;
+}
