@@ -20,7 +20,20 @@ mkdir -p "$dest"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "sqlite3mc: fetching better-sqlite3-multiple-ciphers $VERSION" >&2
-curl -fsSL --retry 3 -o "$tmp/pkg.tgz" "$URL"
+# The pinned SHA-256 below is what authenticates the tarball. TLS is checked
+# when the machine's CA store can check it; behind a TLS-intercepting egress
+# proxy whose CA the store lacks (a pristine chroot), the download is retried
+# without certificate verification and still accepted only if the hash
+# matches.
+if ! curl -fsSL --retry 3 -o "$tmp/pkg.tgz" "$URL" 2>"$tmp/err"; then
+	if grep -q 'certificate' "$tmp/err"; then
+		echo "sqlite3mc: TLS certificate not verifiable here; relying on the pinned SHA-256" >&2
+		curl -fsSL --retry 3 --insecure -o "$tmp/pkg.tgz" "$URL"
+	else
+		cat "$tmp/err" >&2
+		exit 1
+	fi
+fi
 echo "$SHA256  $tmp/pkg.tgz" | sha256sum -c --quiet - || {
 	echo "sqlite3mc: SHA-256 mismatch for $URL" >&2
 	exit 1
