@@ -22,7 +22,7 @@ MESON_FILES := $(shell find src tests bench -name meson.build 2>/dev/null) meson
 
 $(BUILD)/build.ninja: $(SQLITE3MC) $(MESON_FILES)
 	@if [ -f $@ ]; then meson setup --reconfigure $(BUILD) >/dev/null; \
-	else meson setup $(BUILD) --buildtype=debugoptimized >/dev/null; fi
+	else meson setup $(BUILD) --buildtype=debugoptimized >$(BUILD).setup.log || { cat $(BUILD).setup.log; exit 1; }; fi
 	@touch $@
 
 build: deps $(BUILD)/build.ninja
