@@ -7,7 +7,7 @@ DEMO_DATA  ?= demo-data
 PYTHON     ?= /usr/bin/python3
 SQLITE3MC  := third_party/sqlite3mc/sqlite3.c
 
-.PHONY: all deps build run test unit check-asan integration bench clean
+.PHONY: all deps build run test unit check-asan integration bench bench-store clean
 
 all: build
 
@@ -21,7 +21,7 @@ $(SQLITE3MC): scripts/fetch-sqlite3mc.sh
 MESON_FILES := $(shell find src tests bench -name meson.build 2>/dev/null) meson.build
 
 $(BUILD)/build.ninja: $(SQLITE3MC) $(MESON_FILES)
-	@if [ -f $@ ]; then meson setup --reconfigure $(BUILD) >/dev/null; \
+	@if [ -f $@ ]; then meson setup --reconfigure $(BUILD) >$(BUILD).setup.log || { cat $(BUILD).setup.log; exit 1; }; \
 	else meson setup $(BUILD) --buildtype=debugoptimized >$(BUILD).setup.log || { cat $(BUILD).setup.log; exit 1; }; fi
 	@touch $@
 
@@ -35,7 +35,7 @@ unit: build
 	@meson test -C $(BUILD) --print-errorlogs --suite unit
 
 $(ASAN_BUILD)/build.ninja: $(SQLITE3MC) $(MESON_FILES)
-	@if [ -f $@ ]; then meson setup --reconfigure $(ASAN_BUILD) >/dev/null; \
+	@if [ -f $@ ]; then meson setup --reconfigure $(ASAN_BUILD) >$(ASAN_BUILD).setup.log || { cat $(ASAN_BUILD).setup.log; exit 1; }; \
 	else meson setup $(ASAN_BUILD) --buildtype=debug \
 		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null; fi
 	@touch $@
@@ -50,8 +50,11 @@ integration: build
 
 test: build unit check-asan integration
 
-bench: build
-	@$(PYTHON) bench/store.py $(BUILD)
+# Benchmarks print their figures; docs/performance.md records them.
+bench: bench-store
+
+bench-store: build
+	@$(BUILD)/bench/store-bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -21,6 +21,76 @@ static const struct admin_command admin_commands[] = {
 	 admin_cmd_config_markdown},
 	{"config defaults", "", "print a commented default sealpost.conf",
 	 admin_cmd_config_defaults},
+	{"domain add", "DOMAIN [--owner NAME] [--retention-days N] "
+		       "[--quota BYTES]",
+	 "add a domain (Unicode or punycode); quota 0: no limit",
+	 admin_cmd_domain_add},
+	{"domain list", "[--json]", "list the domains", admin_cmd_domain_list},
+	{"domain show", "DOMAIN [--json]",
+	 "show a domain's settings, verification token and webhook key",
+	 admin_cmd_domain_show},
+	{"domain remove", "DOMAIN [--force]",
+	 "remove a domain (--force: with its aliases)", admin_cmd_domain_remove},
+	{"domain dns", "DOMAIN",
+	 "print the domain's DNS records as zone-file lines",
+	 admin_cmd_domain_dns},
+	{"alias add", "ADDRESS [--mailbox] [--forward ADDR]... "
+		      "[--webhook URL]... [--quota BYTES] [--pgp-key FILE] "
+		      "[--disabled]",
+	 "add an alias: local@domain, *@domain (catch-all) or "
+	 "/regex/@domain",
+	 admin_cmd_alias_add},
+	{"alias list", "[DOMAIN] [--json]", "list aliases", admin_cmd_alias_list},
+	{"alias show", "ADDRESS [--json]", "show an alias",
+	 admin_cmd_alias_show},
+	{"alias remove", "ADDRESS", "remove an alias", admin_cmd_alias_remove},
+	{"alias set", "ADDRESS [--mailbox|--no-mailbox] [--forward ADDR]... "
+		      "[--webhook URL]... [--clear-targets] "
+		      "[--enable|--disable] [--pgp-key FILE|--no-pgp-key] "
+		      "[--quota BYTES]",
+	 "change an alias's targets and settings", admin_cmd_alias_set},
+	{"owner list", "[--json]", "list owners with their shared quota",
+	 admin_cmd_owner_list},
+	{"owner set", "NAME --quota BYTES",
+	 "set the storage quota shared by an owner's aliases (0: no limit)",
+	 admin_cmd_owner_set},
+	{"alias password", "ADDRESS",
+	 "generate a new password and print only it; sets up the mailbox, or "
+	 "re-keys it (the current password from SEALPOST_OLD_PASSWORD or a "
+	 "prompt)",
+	 admin_cmd_alias_password},
+	{"mailbox import", "ADDRESS FILE... [--folder NAME]",
+	 "import MBOX files or single messages (.eml); password from "
+	 "SEALPOST_PASSWORD or a prompt",
+	 admin_cmd_mailbox_import},
+	{"mailbox export", "ADDRESS [--folder NAME] [--format mbox|eml] -o PATH",
+	 "export the mailbox (or one folder) as an mboxrd file or a directory "
+	 "of EML files",
+	 admin_cmd_mailbox_export},
+	{"mailbox delete", "ADDRESS",
+	 "securely delete the alias's mailbox file and spool",
+	 admin_cmd_mailbox_delete},
+	{"mailbox backup", "ADDRESS [--json]",
+	 "back the mailbox up to S3 now (skipped when unchanged); password "
+	 "from SEALPOST_PASSWORD or a prompt",
+	 admin_cmd_mailbox_backup},
+	{"mailbox backups", "ADDRESS [--json]",
+	 "list the mailbox's backups: version, time, size, SHA-256",
+	 admin_cmd_mailbox_backups},
+	{"mailbox download", "ADDRESS [VERSION] -o FILE",
+	 "download a backup (default: the newest), verified, to FILE",
+	 admin_cmd_mailbox_download},
+	{"mailbox restore", "ADDRESS [VERSION|--file FILE]",
+	 "replace the mailbox with a verified backup (the alias must have "
+	 "no open session)",
+	 admin_cmd_mailbox_restore},
+	{"mailbox stats", "ADDRESS [--json]",
+	 "messages and bytes per folder, de-duplicated attachments",
+	 admin_cmd_mailbox_stats},
+	{"deliver", "ADDRESS < MESSAGE",
+	 "route one message through the alias lookup into the mailbox spool, "
+	 "as the MX does",
+	 admin_cmd_deliver},
 };
 
 static struct admin_ctx *current_ctx;
@@ -63,6 +133,9 @@ admin_load_conf(struct admin_ctx *ctx)
 		admin_fail("%s", error);
 		return -1;
 	}
+	/* serve binds its ports as root and drops privileges itself. */
+	if (ctx->command == NULL || ctx->command->func != admin_cmd_serve)
+		return admin_become_data_owner(ctx);
 	return 0;
 }
 

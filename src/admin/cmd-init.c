@@ -1,6 +1,7 @@
 /* sealpost init: the data directory with everything a server needs. */
 #include "admin-private.h"
 
+#include "account/account.h"
 #include "crypto/crypto.h"
 
 #include <errno.h>
@@ -164,6 +165,16 @@ admin_cmd_init(struct admin_ctx *ctx, int argc, char **argv)
 	free(path);
 	if (ret != ADMIN_EXIT_OK)
 		return ret;
+	{
+		/* The control plane, encrypted with the server key. */
+		struct account_db *db = NULL;
+		const char *error;
+
+		if (account_db_open(ctx->data_dir, ACCOUNT_OPEN_CREATE, &db,
+				    &error) != ACCOUNT_OK)
+			return admin_fail("%s", error);
+		account_db_close(&db);
+	}
 	if (fs_fsync_dir(ctx->data_dir) < 0)
 		return admin_fail("%s: %s", ctx->data_dir, strerror(errno));
 	if (!ctx->json)

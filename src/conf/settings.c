@@ -40,6 +40,47 @@ const struct conf_setting conf_settings[] = {
 	 "aliases that may be created per domain per day"},
 	{"default_retention_days", CONF_INT, "30",
 	 "sent-mail retention of new domains, in days"},
+	{"login_failures_per_ip", CONF_INT, "10",
+	 "failed logins (IMAP, POP3) allowed from one IP per window "
+	 "(0: no limit)"},
+	{"login_failures_per_alias", CONF_INT, "10",
+	 "failed logins allowed for one address per window (0: no limit)"},
+	{"login_failure_window_seconds", CONF_INT, "3600",
+	 "the window of the failed-login limits"},
+
+	/* IMAP. */
+	{"imap_allow_plaintext_loopback", CONF_BOOL, "false",
+	 "allow LOGIN/AUTHENTICATE without TLS from loopback (tests)"},
+	{"imap_idle_timeout_seconds", CONF_INT, "1800",
+	 "idle time before a logged-in session is closed (at least 1800)"},
+	{"imap_login_timeout_seconds", CONF_INT, "60",
+	 "idle time before a session that has not logged in is closed"},
+	{"imap_max_connections_per_ip", CONF_INT, "50",
+	 "simultaneous IMAP connections from one IP (0: no limit)"},
+	{"imap_max_connections_per_alias", CONF_INT, "20",
+	 "simultaneous IMAP sessions of one alias (0: no limit)"},
+	{"imap_commands_per_second", CONF_INT, "500",
+	 "commands one session may issue per second; beyond, reading pauses "
+	 "(0: no limit)"},
+	{"imap_append_limit", CONF_INT, "52428800",
+	 "largest message APPEND accepts, in bytes (APPENDLIMIT)"},
+	{"imap_max_line", CONF_INT, "65536",
+	 "longest command line outside literals, in bytes"},
+	{"imap_max_literal_bytes", CONF_INT, "1048576",
+	 "bytes of literals in one command other than APPEND"},
+	{"imap_max_literals", CONF_INT, "1000",
+	 "literals in one command other than APPEND"},
+
+	/* POP3. */
+	{"pop3_allow_plaintext_loopback", CONF_BOOL, "false",
+	 "allow USER/PASS and AUTH without TLS from loopback (tests)"},
+	{"pop3_timeout_seconds", CONF_INT, "600",
+	 "idle time before a POP3 session is closed (RFC 1939: at least "
+	 "600)"},
+	{"pop3_max_connections_per_ip", CONF_INT, "20",
+	 "simultaneous POP3 connections from one IP (0: no limit)"},
+	{"pop3_max_line_length", CONF_INT, "2048",
+	 "longest command line, in bytes (at least 255)"},
 
 	/* Outbound. */
 	{"outbound_relayhost", CONF_STRING, "",
@@ -47,6 +88,26 @@ const struct conf_setting conf_settings[] = {
 	{"webhook_allow_private", CONF_BOOL, "false",
 	 "allow webhook targets on loopback and private addresses"},
 	{"webhook_timeout_seconds", CONF_INT, "30", "webhook request timeout"},
+	{"outbound_timeout_seconds", CONF_INT, "120",
+	 "outbound SMTP: timeout of each step (connect, each reply)"},
+
+	/* Inbound SMTP (MX). */
+	{"smtp_max_message_size", CONF_INT, "52428800",
+	 "largest message accepted, in bytes (SIZE)"},
+	{"smtp_max_recipients", CONF_INT, "100", "recipients per message"},
+	{"smtp_max_line_length", CONF_INT, "2048",
+	 "longest command line, in bytes"},
+	{"smtp_timeout_seconds", CONF_INT, "300",
+	 "idle time before a session is closed"},
+	{"smtp_max_connections_per_ip", CONF_INT, "20",
+	 "simultaneous connections from one IP (0: no limit)"},
+	{"smtp_max_messages_per_ip_hour", CONF_INT, "1000",
+	 "messages accepted from one IP per hour (0: no limit)"},
+	{"smtp_max_forward_targets", CONF_INT, "10",
+	 "forward targets used per alias"},
+	{"smtp_delivery_threads", CONF_INT, "32",
+	 "threads delivering accepted messages (they mostly wait on the "
+	 "network)"},
 
 	/* Backups. */
 	{"s3_endpoint", CONF_STRING, "", "S3-compatible endpoint URL"},

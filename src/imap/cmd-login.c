@@ -1,0 +1,363 @@
+/* LOGIN and AUTHENTICATE PLAIN (with SASL-IR): Argon2id on a worker, then
+ * the alias's mailbox opened (and its spool drained) on its own queue. */
+#include "imap-private.h"
+
+#include "conf/conf.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct login_ctx {
+	struct imap_cmd *cmd;
+	char *address; /* sodium_malloc: it is user input next to a secret */
+	char *password;
+	struct account_session_keys keys;
+	enum account_error result;
+	uint64_t quota;
+};
+
+/* One control-plane handle per worker thread, opened on first use and
+ * closed when the thread ends (the key's destructor). */
+static pthread_key_t adb_key;
+static pthread_once_t adb_once = PTHREAD_ONCE_INIT;
+
+static void
+adb_close(void *adb)
+{
+	struct account_db *db = adb;
+
+	account_db_close(&db);
+}
+
+static void
+adb_key_create(void)
+{
+	if (pthread_key_create(&adb_key, adb_close) != 0)
+		core_panic("pthread_key_create failed");
+}
+
+struct account_db *
+imap_account_db(void)
+{
+	struct account_db *adb;
+	const char *error;
+
+	pthread_once(&adb_once, adb_key_create);
+	adb = pthread_getspecific(adb_key);
+	if (adb != NULL)
+		return adb;
+	if (account_db_open(conf_data_dir(), 0, &adb, &error) != ACCOUNT_OK) {
+		log_error(NULL, "imap: cannot open the control plane: %s",
+			  error);
+		return NULL;
+	}
+	pthread_setspecific(adb_key, adb);
+	return adb;
+}
+
+static char *
+secret_dup(const char *s, size_t len)
+{
+	char *copy = sodium_malloc(len + 1);
+
+	if (copy == NULL)
+		core_panic("sodium_malloc failed");
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+static void
+secret_free(char **s)
+{
+	if (*s == NULL)
+		return;
+	sodium_free(*s); /* wipes */
+	*s = NULL;
+}
+
+static void
+login_ctx_free(struct login_ctx *ctx)
+{
+	secret_free(&ctx->address);
+	secret_free(&ctx->password);
+	account_session_keys_clear(&ctx->keys);
+	free(ctx);
+}
+
+static uint64_t
+alias_quota(struct account_db *adb, const char *address)
+{
+	struct account_alias *alias = NULL;
+	const char *error;
+	uint64_t quota = 0;
+
+	if (account_alias_get(adb, address, &alias, &error) != 1)
+		return 0;
+	if (alias->quota_bytes > 0)
+		quota = (uint64_t)alias->quota_bytes;
+	if (alias->domain != NULL && alias->domain->quota_bytes > 0 &&
+	    (quota == 0 || (uint64_t)alias->domain->quota_bytes < quota))
+		quota = (uint64_t)alias->domain->quota_bytes;
+	account_alias_free(&alias);
+	return quota;
+}
+
+static void
+login_work(void *_ctx)
+{
+	struct login_ctx *ctx = _ctx;
+	struct account_db *adb = imap_account_db();
+	const char *error;
+
+	if (adb == NULL) {
+		ctx->result = ACCOUNT_ERR_TEMP;
+		return;
+	}
+	ctx->result = account_login(adb, ctx->address, ctx->password,
+				    &ctx->keys, &error);
+	secret_free(&ctx->password);
+	if (ctx->result == ACCOUNT_OK)
+		ctx->quota = alias_quota(adb, ctx->keys.address);
+}
+
+static void
+open_work(void *_ctx)
+{
+	struct imap_cmd *cmd = _ctx;
+
+	imap_user_open(cmd->session->user);
+}
+
+static void
+open_done(void *_ctx)
+{
+	struct imap_cmd *cmd = _ctx;
+	struct imap_session *s = cmd->session;
+
+	if (s->user != NULL && s->user->mbox != NULL) {
+		s->state = IMAP_STATE_AUTH;
+		imap_parser_set_limits(s->parser, &s->server->set.limits);
+		if (s->conn != NULL)
+			net_conn_set_idle_timeout(s->conn,
+						  s->server->set.idle_timeout);
+		imap_cmd_ok(cmd, "[CAPABILITY %s] Logged in",
+			    imap_session_capability(s));
+	} else {
+		imap_cmd_store_error(cmd,
+				     s->user != NULL ? s->user->open_error
+						     : STORE_ERR_TEMP,
+				     NULL);
+		imap_user_detach(s);
+	}
+	imap_session_cmd_done(cmd);
+}
+
+static void
+login_done(void *_ctx)
+{
+	struct login_ctx *ctx = _ctx;
+	struct imap_cmd *cmd = ctx->cmd;
+	struct imap_session *s = cmd->session;
+	struct imap_server *server = s->server;
+	struct imap_user *user;
+	unsigned sessions = 0;
+
+	if (ctx->result != ACCOUNT_OK) {
+		if (ctx->result == ACCOUNT_ERR_AUTH) {
+			if (s->conn != NULL)
+				net_ratelimit_hit(server->fail_ip,
+						  net_conn_peer_ip(s->conn));
+			net_ratelimit_hit(server->fail_alias, ctx->address);
+			imap_cmd_no(cmd, "[AUTHENTICATIONFAILED] "
+					 "Authentication failed.");
+		} else {
+			imap_cmd_no(cmd, "[UNAVAILABLE] Temporary failure; "
+					 "try again later.");
+		}
+		login_ctx_free(ctx);
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	if (s->closed) {
+		account_login_release(ctx->keys.address);
+		login_ctx_free(ctx);
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	for (user = server->users; user != NULL; user = user->next) {
+		if (strcmp(user->keys.mailbox_id, ctx->keys.mailbox_id) == 0) {
+			sessions = user->refcount;
+			break;
+		}
+	}
+	if (server->set.max_per_alias > 0 &&
+	    sessions >= server->set.max_per_alias) {
+		account_login_release(ctx->keys.address);
+		login_ctx_free(ctx);
+		imap_cmd_no(cmd, "[LIMIT] Too many connections for this "
+				 "account.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	user = imap_user_attach(server, s, &ctx->keys);
+	if (user->quota == 0)
+		user->quota = ctx->quota;
+	login_ctx_free(ctx);
+	/* The first job on the alias's queue opens the mailbox; later
+	 * sessions just wait behind it. */
+	net_work_submit(server->net, user->queue, open_work, open_done, cmd);
+}
+
+static void
+start_login(struct imap_cmd *cmd, const char *address, size_t address_len,
+	    const char *password, size_t password_len)
+{
+	struct imap_session *s = cmd->session;
+	struct imap_server *server = s->server;
+	struct login_ctx *ctx;
+
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->cmd = cmd;
+	ctx->address = secret_dup(address, address_len);
+	for (char *p = ctx->address; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	/* The same answer, whatever the reason, and no Argon2id to spend
+	 * once a limit is reached. */
+	if (net_ratelimit_exceeded(server->fail_ip,
+				   net_conn_peer_ip(s->conn)) ||
+	    net_ratelimit_exceeded(server->fail_alias, ctx->address)) {
+		login_ctx_free(ctx);
+		imap_cmd_no(cmd, "[AUTHENTICATIONFAILED] Authentication "
+				 "failed.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	ctx->password = secret_dup(password, password_len);
+	net_work_submit(server->net, NULL, login_work, login_done, ctx);
+}
+
+static bool
+check_tls(struct imap_cmd *cmd)
+{
+	if (imap_session_login_allowed(cmd->session))
+		return true;
+	imap_cmd_no(cmd, "[PRIVACYREQUIRED] Plaintext authentication "
+			 "disallowed on non-secure connections.");
+	imap_session_cmd_done(cmd);
+	return false;
+}
+
+void
+imap_cmd_login(struct imap_cmd *cmd)
+{
+	const char *user, *pass;
+
+	if (cmd->argc != 2 ||
+	    (user = imap_arg_astring(&cmd->args[0])) == NULL ||
+	    (pass = imap_arg_astring(&cmd->args[1])) == NULL) {
+		imap_cmd_bad(cmd, "Invalid arguments.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	if (!check_tls(cmd))
+		return;
+	start_login(cmd, user, strlen(user), pass, strlen(pass));
+}
+
+/* authzid NUL authcid NUL password, base64 */
+static void
+sasl_plain(struct imap_cmd *cmd, const char *b64)
+{
+	size_t b64_len = strlen(b64), len;
+	unsigned char *raw;
+	const char *authzid, *authcid, *pass, *end;
+
+	if (strcmp(b64, "=") == 0)
+		b64_len = 0;
+	raw = sodium_malloc(b64_len + 1);
+	if (raw == NULL)
+		core_panic("sodium_malloc failed");
+	if (sodium_base642bin(raw, b64_len + 1, b64, b64_len, NULL, &len,
+			      NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+		sodium_free(raw);
+		imap_cmd_bad(cmd, "Invalid base64 data.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	raw[len] = '\0';
+	authzid = (const char *)raw;
+	end = (const char *)raw + len;
+	authcid = memchr(authzid, '\0', len) != NULL
+			  ? authzid + strlen(authzid) + 1
+			  : end;
+	pass = authcid < end ? authcid + strlen(authcid) + 1 : end;
+	if (authcid >= end || pass > end ||
+	    (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)) {
+		sodium_free(raw);
+		imap_cmd_no(cmd, "[AUTHENTICATIONFAILED] Authentication "
+				 "failed.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	start_login(cmd, authcid, strlen(authcid), pass,
+		    (size_t)(end - pass));
+	sodium_free(raw);
+}
+
+void
+imap_cmd_authenticate(struct imap_cmd *cmd)
+{
+	struct imap_session *s = cmd->session;
+	const char *mech, *ir = NULL;
+
+	if (cmd->argc < 1 || cmd->argc > 2 ||
+	    (mech = imap_arg_astring(&cmd->args[0])) == NULL ||
+	    (cmd->argc == 2 &&
+	     (ir = imap_arg_astring(&cmd->args[1])) == NULL)) {
+		imap_cmd_bad(cmd, "Invalid arguments.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	if (strcasecmp(mech, "PLAIN") != 0) {
+		imap_cmd_no(cmd, "[CANNOT] Unsupported authentication "
+				 "mechanism.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	if (!check_tls(cmd))
+		return;
+	if (ir != NULL) {
+		sasl_plain(cmd, ir);
+		return;
+	}
+	/* Wait for the response line; the session reads it raw. */
+	sp_buf_append_str(&cmd->out, "+ \r\n");
+	s->pending_tag = xstrdup(cmd->tag);
+	s->input_mode = IMAP_INPUT_AUTH_CONT;
+	imap_session_cmd_done(cmd);
+}
+
+void
+imap_login_sasl_response(struct imap_session *s, const char *line)
+{
+	struct imap_cmd *cmd = xcalloc(1, sizeof(*cmd));
+
+	cmd->session = s;
+	cmd->tag = s->pending_tag;
+	s->pending_tag = NULL;
+	sp_buf_init(&cmd->out);
+	sp_buf_init(&cmd->tagged);
+	s->busy = true;
+	net_conn_pause_input(s->conn);
+	if (strcmp(line, "*") == 0) {
+		imap_cmd_bad(cmd, "Authentication aborted.");
+		imap_session_cmd_done(cmd);
+		return;
+	}
+	sasl_plain(cmd, line);
+}

@@ -1,0 +1,412 @@
+/* USER/PASS and AUTH PLAIN (RFC 5034, with an initial response): Argon2id
+ * on a worker, then the maildrop lock, the mailbox opened, the spool
+ * drained and the INBOX snapshot taken on the session's own lane. */
+#include "pop3-private.h"
+
+#include "conf/conf.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct login_ctx {
+	struct pop3_cmd *cmd;
+	char *address; /* sodium_malloc: user input next to a secret */
+	char *password;
+	struct account_session_keys keys;
+	enum account_error result;
+};
+
+/* What the open job found. */
+struct open_ctx {
+	enum store_error err;
+	struct store_mailbox *mbox;
+	int64_t inbox_id;
+	uint32_t uidvalidity;
+	struct pop3_msg *msgs;
+	size_t count;
+};
+
+/* One control-plane handle per worker thread, opened on first use and
+ * closed when the thread ends (the key's destructor). */
+static __thread struct account_db *thread_adb;
+static pthread_key_t adb_key;
+static pthread_once_t adb_once = PTHREAD_ONCE_INIT;
+
+static void
+adb_thread_end(void *adb)
+{
+	struct account_db *db = adb;
+
+	account_db_close(&db);
+	thread_adb = NULL;
+}
+
+static void
+adb_key_create(void)
+{
+	if (pthread_key_create(&adb_key, adb_thread_end) != 0)
+		core_panic("pthread_key_create failed");
+}
+
+struct account_db *
+pop3_account_db(void)
+{
+	const char *error;
+
+	if (thread_adb != NULL)
+		return thread_adb;
+	pthread_once(&adb_once, adb_key_create);
+	if (account_db_open(conf_data_dir(), 0, &thread_adb, &error) !=
+	    ACCOUNT_OK) {
+		log_error(NULL, "pop3: cannot open the control plane: %s",
+			  error);
+		thread_adb = NULL;
+		return NULL;
+	}
+	pthread_setspecific(adb_key, thread_adb);
+	return thread_adb;
+}
+
+static char *
+secret_dup(const char *s, size_t len)
+{
+	char *copy = sodium_malloc(len + 1);
+
+	if (copy == NULL)
+		core_panic("sodium_malloc failed");
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+static void
+secret_free(char **s)
+{
+	if (*s == NULL)
+		return;
+	sodium_free(*s); /* wipes */
+	*s = NULL;
+}
+
+static void
+login_ctx_free(struct login_ctx *ctx)
+{
+	secret_free(&ctx->address);
+	secret_free(&ctx->password);
+	account_session_keys_clear(&ctx->keys);
+	free(ctx);
+}
+
+/* The one answer for every kind of bad credentials (RFC 3206 [AUTH]). */
+static void
+auth_failed(struct pop3_cmd *cmd)
+{
+	pop3_cmd_err(cmd, "[AUTH] Authentication failed.");
+	pop3_cmd_done(cmd);
+}
+
+static void
+login_work(void *_ctx)
+{
+	struct login_ctx *ctx = _ctx;
+	struct account_db *adb = pop3_account_db();
+	const char *error;
+
+	if (adb == NULL) {
+		ctx->result = ACCOUNT_ERR_TEMP;
+		return;
+	}
+	ctx->result = account_login(adb, ctx->address, ctx->password,
+				    &ctx->keys, &error);
+	secret_free(&ctx->password);
+	if (ctx->result == ACCOUNT_ERR_TEMP)
+		log_warn(NULL, "pop3: login failed: %s", error);
+}
+
+static void
+open_work(void *_ctx)
+{
+	struct pop3_cmd *cmd = _ctx;
+	struct pop3_session *s = cmd->session;
+	struct open_ctx *o = cmd->ctx;
+	struct store_folder *inbox = NULL;
+	struct store_message *msgs = NULL;
+	size_t count = 0, drained = 0;
+	const char *error;
+
+	o->err = store_mailbox_open(s->server->data_dir, s->keys.mailbox_id,
+				    s->keys.mailbox_key, STORE_OPEN_CREATE,
+				    &o->mbox, &error);
+	if (o->err != STORE_OK) {
+		log_warn(NULL, "pop3: cannot open a mailbox: %s", error);
+		return;
+	}
+	/* Mail that waited in the spool is part of the maildrop. A failed
+	 * drain leaves it spooled for the next session: not fatal. */
+	if (store_spool_drain(o->mbox, s->keys.public_key, s->keys.secret_key,
+			      &drained, &error) != STORE_OK)
+		log_warn(NULL, "pop3: spool drain failed: %s", error);
+	o->err = store_folder_get(o->mbox, "INBOX", &inbox, &error);
+	if (o->err == STORE_OK)
+		o->err = store_fetch(o->mbox, inbox->id, NULL, 0, &msgs,
+				     &count, &error);
+	if (o->err != STORE_OK) {
+		log_warn(NULL, "pop3: cannot list INBOX: %s", error);
+		store_folder_free(&inbox);
+		store_mailbox_close(&o->mbox);
+		return;
+	}
+	o->inbox_id = inbox->id;
+	o->uidvalidity = inbox->uidvalidity;
+	o->msgs = xcalloc(count + 1, sizeof(*o->msgs));
+	for (size_t i = 0; i < count; i++) {
+		o->msgs[i].uid = msgs[i].uid;
+		o->msgs[i].size = msgs[i].size;
+	}
+	o->count = count;
+	store_messages_free(&msgs, count);
+	store_folder_free(&inbox);
+}
+
+static void
+open_done(void *_ctx)
+{
+	struct pop3_cmd *cmd = _ctx;
+	struct pop3_session *s = cmd->session;
+	struct open_ctx *o = cmd->ctx;
+
+	cmd->ctx = NULL;
+	s->mbox = o->mbox;
+	if (o->err == STORE_OK) {
+		s->state = POP3_STATE_TRANSACTION;
+		s->inbox_id = o->inbox_id;
+		s->uidvalidity = o->uidvalidity;
+		s->msgs = o->msgs;
+		s->msg_count = o->count;
+		pop3_cmd_ok(cmd, "Logged in.");
+	} else {
+		pop3_cmd_store_error(cmd, o->err);
+		pop3_session_detach(s);
+	}
+	free(o);
+	pop3_cmd_done(cmd);
+}
+
+static void
+login_done(void *_ctx)
+{
+	struct login_ctx *ctx = _ctx;
+	struct pop3_cmd *cmd = ctx->cmd;
+	struct pop3_session *s = cmd->session;
+	struct pop3_server *server = s->server;
+
+	if (ctx->result != ACCOUNT_OK) {
+		if (ctx->result == ACCOUNT_ERR_AUTH) {
+			if (s->conn != NULL)
+				net_ratelimit_hit(server->fail_ip,
+						  net_conn_peer_ip(s->conn));
+			net_ratelimit_hit(server->fail_alias, ctx->address);
+			pop3_cmd_err(cmd, "[AUTH] Authentication failed.");
+		} else {
+			pop3_cmd_err(cmd, "[SYS/TEMP] Temporary failure; try "
+					  "again later.");
+		}
+		login_ctx_free(ctx);
+		pop3_cmd_done(cmd);
+		return;
+	}
+	if (s->closed || s->state != POP3_STATE_AUTHORIZATION) {
+		account_login_release(ctx->keys.address);
+		login_ctx_free(ctx);
+		pop3_cmd_done(cmd);
+		return;
+	}
+	/* RFC 1939 8: exclusive access to the maildrop. */
+	if (pop3_session_mailbox_in_use(server, ctx->keys.mailbox_id)) {
+		account_login_release(ctx->keys.address);
+		login_ctx_free(ctx);
+		pop3_cmd_err(cmd, "[IN-USE] Mailbox is locked by another POP3 "
+				  "session.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	pop3_session_attach(s, &ctx->keys);
+	login_ctx_free(ctx);
+	cmd->ctx = xcalloc(1, sizeof(struct open_ctx));
+	pop3_session_submit(cmd, open_work, open_done);
+}
+
+static void
+start_login(struct pop3_cmd *cmd, const char *address, size_t address_len,
+	    const char *password, size_t password_len)
+{
+	struct pop3_session *s = cmd->session;
+	struct pop3_server *server = s->server;
+	struct login_ctx *ctx;
+
+	ctx = xcalloc(1, sizeof(*ctx));
+	ctx->cmd = cmd;
+	ctx->address = secret_dup(address, address_len);
+	for (char *p = ctx->address; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	}
+	/* The same answer, whatever the reason, and no Argon2id to spend
+	 * once a limit is reached. */
+	if (net_ratelimit_exceeded(server->fail_ip,
+				   net_conn_peer_ip(s->conn)) ||
+	    net_ratelimit_exceeded(server->fail_alias, ctx->address)) {
+		login_ctx_free(ctx);
+		auth_failed(cmd);
+		return;
+	}
+	ctx->password = secret_dup(password, password_len);
+	net_work_submit(server->net, NULL, login_work, login_done, ctx);
+}
+
+static bool
+check_tls(struct pop3_cmd *cmd)
+{
+	if (pop3_session_login_allowed(cmd->session))
+		return true;
+	pop3_cmd_err(cmd, "[AUTH] Plaintext authentication disallowed on "
+			  "non-secure connections; use STLS.");
+	pop3_cmd_done(cmd);
+	return false;
+}
+
+void
+pop3_cmd_user(struct pop3_cmd *cmd)
+{
+	struct pop3_session *s = cmd->session;
+
+	if (cmd->argc != 1) {
+		pop3_cmd_err(cmd, "USER takes one argument.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	if (!check_tls(cmd))
+		return;
+	secret_free(&s->user);
+	s->user = secret_dup(cmd->args[0], strlen(cmd->args[0]));
+	pop3_cmd_ok(cmd, "%s", "");
+	pop3_cmd_done(cmd);
+}
+
+void
+pop3_cmd_pass(struct pop3_cmd *cmd)
+{
+	struct pop3_session *s = cmd->session;
+	const char *pass = pop3_parser_rest(s->parser);
+	char *user;
+
+	if (s->user == NULL) {
+		pop3_cmd_err(cmd, "No username given.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	/* One PASS per USER (RFC 1939 7). */
+	user = s->user;
+	s->user = NULL;
+	if (cmd->argc == 0) {
+		secret_free(&user);
+		pop3_cmd_err(cmd, "PASS takes one argument.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	if (!check_tls(cmd)) {
+		secret_free(&user);
+		return;
+	}
+	start_login(cmd, user, strlen(user), pass, strlen(pass));
+	secret_free(&user);
+}
+
+/* authzid NUL authcid NUL password, base64 ("=" is empty). */
+static void
+sasl_plain(struct pop3_cmd *cmd, const char *b64)
+{
+	size_t b64_len = strlen(b64), len;
+	unsigned char *raw;
+	const char *authzid, *authcid, *pass, *end;
+
+	if (strcmp(b64, "=") == 0)
+		b64_len = 0;
+	raw = sodium_malloc(b64_len + 1);
+	if (raw == NULL)
+		core_panic("sodium_malloc failed");
+	if (sodium_base642bin(raw, b64_len + 1, b64, b64_len, NULL, &len,
+			      NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+		sodium_free(raw);
+		pop3_cmd_err(cmd, "Invalid base64 data.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	raw[len] = '\0';
+	authzid = (const char *)raw;
+	end = (const char *)raw + len;
+	authcid = memchr(authzid, '\0', len) != NULL
+			  ? authzid + strlen(authzid) + 1
+			  : end;
+	pass = authcid < end ? authcid + strlen(authcid) + 1 : end;
+	if (authcid >= end || pass > end ||
+	    (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)) {
+		sodium_free(raw);
+		auth_failed(cmd);
+		return;
+	}
+	start_login(cmd, authcid, strlen(authcid), pass,
+		    (size_t)(end - pass));
+	sodium_free(raw);
+}
+
+void
+pop3_cmd_auth(struct pop3_cmd *cmd)
+{
+	struct pop3_session *s = cmd->session;
+
+	if (cmd->argc == 0) {
+		/* The mechanism list (RFC 1734's AUTH without argument,
+		 * which clients still send). */
+		pop3_cmd_ok(cmd, "%s", "");
+		if (pop3_session_login_allowed(s))
+			sp_buf_append_str(&cmd->out, "PLAIN\r\n");
+		sp_buf_append_str(&cmd->out, ".\r\n");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	if (cmd->argc > 2) {
+		pop3_cmd_err(cmd, "Too many arguments.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	if (strcasecmp(cmd->args[0], "PLAIN") != 0) {
+		pop3_cmd_err(cmd, "Unsupported authentication mechanism.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	if (!check_tls(cmd))
+		return;
+	if (cmd->argc == 2) {
+		sasl_plain(cmd, cmd->args[1]);
+		return;
+	}
+	/* The session reads the response as a raw line. */
+	sp_buf_append_str(&cmd->out, "+ \r\n");
+	s->sasl_pending = true;
+	pop3_cmd_done(cmd);
+}
+
+void
+pop3_login_sasl_response(struct pop3_cmd *cmd, const char *line)
+{
+	if (strcmp(line, "*") == 0) {
+		pop3_cmd_err(cmd, "Authentication aborted.");
+		pop3_cmd_done(cmd);
+		return;
+	}
+	sasl_plain(cmd, line);
+}

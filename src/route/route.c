@@ -1,0 +1,501 @@
+/* Recipients to targets, and one outcome per message (see route.h). */
+#include "route-private.h"
+
+#include "conf/conf.h"
+#include "mailauth/mailauth.h"
+#include "store/store.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ROUTE_MEMORY_MAX (1u << 20)
+
+struct route *
+route_create(const struct route_settings *settings)
+{
+	struct route *r = xcalloc(1, sizeof(*r));
+
+	r->set = *settings;
+	r->data_dir = xstrdup(settings->data_dir);
+	r->hostname = xstrdup(settings->hostname != NULL ? settings->hostname
+							 : "localhost");
+	r->set.data_dir = r->data_dir;
+	r->set.hostname = r->hostname;
+	if (r->set.max_forward_targets == 0)
+		r->set.max_forward_targets = 10;
+	r->memory = route_memory_create(ROUTE_MEMORY_MAX);
+	pthread_mutex_init(&r->pool_lock, NULL);
+	return r;
+}
+
+void
+route_destroy(struct route **route)
+{
+	struct route *r = *route;
+
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->pool_count; i++)
+		account_db_close(&r->pool[i]);
+	free(r->pool);
+	pthread_mutex_destroy(&r->pool_lock);
+	route_memory_destroy(&r->memory);
+	free(r->data_dir);
+	free(r->hostname);
+	free(r);
+	*route = NULL;
+}
+
+/* A control-plane handle for this thread's call; back with db_put. */
+static struct account_db *
+db_get(struct route *r)
+{
+	struct account_db *db = NULL;
+	const char *error;
+
+	pthread_mutex_lock(&r->pool_lock);
+	if (r->pool_count > 0)
+		db = r->pool[--r->pool_count];
+	pthread_mutex_unlock(&r->pool_lock);
+	if (db == NULL &&
+	    account_db_open(r->data_dir, 0, &db, &error) != ACCOUNT_OK) {
+		log_error(NULL, "route: control plane: %s", error);
+		return NULL;
+	}
+	return db;
+}
+
+static void
+db_put(struct route *r, struct account_db *db)
+{
+	pthread_mutex_lock(&r->pool_lock);
+	if (r->pool_count == r->pool_cap) {
+		r->pool_cap = r->pool_cap == 0 ? 4 : r->pool_cap * 2;
+		r->pool = xrealloc(r->pool, r->pool_cap * sizeof(*r->pool));
+	}
+	r->pool[r->pool_count++] = db;
+	pthread_mutex_unlock(&r->pool_lock);
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+struct route_tx *
+route_tx_create(const char *mail_from, const char *helo, const char *remote_ip,
+		bool eightbit, bool smtputf8)
+{
+	struct route_tx *tx = xcalloc(1, sizeof(*tx));
+
+	tx->mail_from = xstrdup(mail_from);
+	tx->helo = xstrdup(helo != NULL ? helo : "");
+	tx->remote_ip = xstrdup(remote_ip != NULL ? remote_ip : "");
+	tx->eightbit = eightbit;
+	tx->smtputf8 = smtputf8;
+	tx->arrival = clock_now();
+	return tx;
+}
+
+void
+route_tx_destroy(struct route_tx **txp)
+{
+	struct route_tx *tx = *txp;
+
+	if (tx == NULL)
+		return;
+	for (size_t i = 0; i < tx->rcpt_count; i++)
+		free(tx->rcpts[i]);
+	free(tx->rcpts);
+	for (size_t i = 0; i < tx->alias_count; i++)
+		account_alias_free(&tx->aliases[i]);
+	free(tx->aliases);
+	for (size_t i = 0; i < tx->target_count; i++) {
+		free(tx->targets[i].value);
+		free(tx->targets[i].original_rcpt);
+	}
+	free(tx->targets);
+	free(tx->mail_from);
+	free(tx->helo);
+	free(tx->remote_ip);
+	free(tx);
+	*txp = NULL;
+}
+
+size_t
+route_tx_rcpt_count(const struct route_tx *tx)
+{
+	return tx->rcpt_count;
+}
+
+void
+route_tx_describe(const struct route_tx *tx, struct sp_buf *out)
+{
+	sp_buf_printf(out, "from=<%s> to=", tx->mail_from);
+	for (size_t i = 0; i < tx->rcpt_count; i++)
+		sp_buf_printf(out, "%s<%s>", i > 0 ? "," : "", tx->rcpts[i]);
+}
+
+char *
+route_address_with_tag(const char *address, const char *tag)
+{
+	const char *at = strrchr(address, '@');
+
+	if (tag == NULL || tag[0] == '\0' || at == NULL)
+		return xstrdup(address);
+	return xasprintf("%.*s+%s%s", (int)(at - address), address, tag, at);
+}
+
+static bool
+target_exists(const struct route_tx *tx, enum account_target_kind kind,
+	      const char *value, const struct account_alias *alias)
+{
+	for (size_t i = 0; i < tx->target_count; i++) {
+		const struct route_target *t = &tx->targets[i];
+
+		if (t->kind != kind)
+			continue;
+		if (kind == ACCOUNT_TARGET_MAILBOX
+			    ? alias != NULL && strcmp(t->alias->mailbox_id, alias->mailbox_id) == 0
+			    : strcasecmp(t->value, value) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void
+add_targets(struct route *r, struct route_tx *tx,
+	    const struct account_alias *alias, const char *rcpt)
+{
+	unsigned forwards = 0;
+
+	for (size_t i = 0; i < alias->target_count; i++) {
+		const struct account_target *at = &alias->targets[i];
+		struct route_target *t;
+		char *value;
+
+		if (at->kind == ACCOUNT_TARGET_FORWARD) {
+			if (forwards >= r->set.max_forward_targets)
+				continue;
+			forwards++;
+			value = route_address_with_tag(at->value,
+						       alias->plus_tag);
+		} else {
+			value = xstrdup(at->value);
+		}
+		if (target_exists(tx, at->kind, value, alias)) {
+			free(value);
+			continue;
+		}
+		tx->targets = xrealloc(tx->targets, (tx->target_count + 1) *
+							    sizeof(*tx->targets));
+		t = &tx->targets[tx->target_count++];
+		t->kind = at->kind;
+		t->value = value;
+		t->original_rcpt = xstrdup(rcpt);
+		t->alias = alias;
+	}
+}
+
+static void
+tx_add_rcpt(struct route_tx *tx, const char *address)
+{
+	tx->rcpts = xrealloc(tx->rcpts, (tx->rcpt_count + 1) *
+						sizeof(*tx->rcpts));
+	tx->rcpts[tx->rcpt_count++] = xstrdup(address);
+}
+
+/* 1: our domain, 0: not, -1: the control plane failed. */
+static int
+is_our_domain(struct account_db *db, const char *domain)
+{
+	struct account_domain *d = NULL;
+	const char *error;
+	int found = account_domain_get(db, domain, &d, &error);
+
+	account_domain_free(&d);
+	return found;
+}
+
+/* A bounce to an SRS address of ours goes back to the original sender.
+ * Returns -1 when the address is not SRS (route it normally). */
+static int
+rcpt_srs(struct route *r, struct account_db *db, struct route_tx *tx,
+	 const char *address, enum route_rcpt_status *status_r)
+{
+	const char *at = strrchr(address, '@');
+	char *local, *original = NULL;
+	const char *error;
+	int ret;
+
+	if (r->set.srs == NULL || at == NULL)
+		return -1;
+	local = xstrndup(address, (size_t)(at - address));
+	ret = mailauth_srs_is_srs(local) ? 1 : 0;
+	free(local);
+	if (ret == 0)
+		return -1;
+	ret = is_our_domain(db, at + 1);
+	if (ret <= 0) {
+		*status_r = ret < 0 ? ROUTE_RCPT_TEMP : ROUTE_RCPT_RELAY;
+		return 0;
+	}
+	ret = mailauth_srs_reverse(r->set.srs, address, &original, &error);
+	if (ret < 0) {
+		/* forged, damaged or expired: nobody here */
+		*status_r = ROUTE_RCPT_UNKNOWN;
+		return 0;
+	}
+	if (ret == 0)
+		return -1;
+	tx_add_rcpt(tx, address);
+	if (!target_exists(tx, ACCOUNT_TARGET_FORWARD, original, NULL)) {
+		struct route_target *t;
+
+		tx->targets = xrealloc(tx->targets, (tx->target_count + 1) *
+							    sizeof(*tx->targets));
+		t = &tx->targets[tx->target_count++];
+		memset(t, 0, sizeof(*t));
+		t->kind = ACCOUNT_TARGET_FORWARD;
+		t->value = original;
+		t->original_rcpt = xstrdup(address);
+	} else {
+		free(original);
+	}
+	*status_r = ROUTE_RCPT_OK;
+	return 0;
+}
+
+enum route_rcpt_status
+route_rcpt(struct route *r, struct route_tx *tx, const char *address)
+{
+	struct account_db *db;
+	struct account_alias *alias = NULL;
+	enum account_error aerr = ACCOUNT_OK;
+	enum route_rcpt_status status;
+	int ret;
+
+	db = db_get(r);
+	if (db == NULL)
+		return ROUTE_RCPT_TEMP;
+	if (rcpt_srs(r, db, tx, address, &status) == 0) {
+		db_put(r, db);
+		return status;
+	}
+	ret = account_lookup(db, address, &alias, &aerr);
+	if (ret == 0) {
+		/* Ours but unknown, or not ours at all (no open relay). */
+		const char *at = strrchr(address, '@');
+		int found = is_our_domain(db, at + 1);
+
+		db_put(r, db);
+		if (found < 0)
+			return ROUTE_RCPT_TEMP;
+		return found == 1 ? ROUTE_RCPT_UNKNOWN : ROUTE_RCPT_RELAY;
+	}
+	db_put(r, db);
+	if (ret < 0)
+		return aerr == ACCOUNT_ERR_INVALID ? ROUTE_RCPT_INVALID
+						   : ROUTE_RCPT_TEMP;
+	if (!alias->enabled) {
+		account_alias_free(&alias);
+		return ROUTE_RCPT_DISABLED;
+	}
+	tx_add_rcpt(tx, address);
+	tx->aliases = xrealloc(tx->aliases, (tx->alias_count + 1) *
+						    sizeof(*tx->aliases));
+	tx->aliases[tx->alias_count++] = alias;
+	add_targets(r, tx, alias, address);
+	return ROUTE_RCPT_OK;
+}
+
+/* ---- delivery ---------------------------------------------------------------- */
+
+/* The copy a forward sends: our trace fields, then the message. */
+static void
+forward_copy(struct route *r, const struct route_tx *tx,
+	     const struct route_target *t, const char *msg, size_t len,
+	     struct sp_buf *out)
+{
+	char date[64];
+	time_t now = clock_now();
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	sp_buf_printf(out,
+		      "Received: from %s ([%s])\r\n\tby %s with %s;\r\n\t%s\r\n",
+		      tx->helo[0] != '\0' ? tx->helo : "unknown",
+		      tx->remote_ip, r->hostname,
+		      tx->smtputf8 ? "UTF8SMTP" : "ESMTP", date);
+	sp_buf_printf(out, "X-Original-To: %s\r\n", t->original_rcpt);
+	sp_buf_append(out, msg, len);
+}
+
+static void
+deliver_mailbox(struct route *r, const struct route_target *t,
+		const char *msg, size_t len, struct route_answer *a)
+{
+	struct account_db *db = db_get(r);
+	enum store_deliver_result res;
+	const char *error = NULL;
+
+	if (db == NULL) {
+		a->action = ROUTE_ANSWER_DEFER;
+		str_copy(a->text, "4.3.0 Temporary local problem",
+			 sizeof(a->text));
+		return;
+	}
+	res = store_deliver_alias(db, r->data_dir, t->alias, msg, len,
+				  &error);
+	db_put(r, db);
+	switch (res) {
+	case STORE_DELIVER_OK:
+		a->action = ROUTE_ANSWER_OK;
+		break;
+	case STORE_DELIVER_NO_KEY:
+		/* The mailbox has no password yet: nothing to seal to. */
+		a->action = ROUTE_ANSWER_DEFER;
+		a->code = 451;
+		str_copy(a->enhanced, "4.2.1", sizeof(a->enhanced));
+		str_copy(a->text, "Mailbox not ready", sizeof(a->text));
+		break;
+	default:
+		a->action = ROUTE_ANSWER_DEFER;
+		a->code = 451;
+		str_copy(a->enhanced, "4.3.0", sizeof(a->enhanced));
+		str_copy(a->text, "Temporary local problem", sizeof(a->text));
+		log_error(NULL, "route: mailbox delivery failed: %s",
+			  error != NULL ? error : "?");
+		break;
+	}
+}
+
+/* The envelope sender of a forwarded copy: SRS-rewritten into the alias's
+ * domain so SPF passes at the next hop; a reversed bounce keeps its own
+ * (normally null) sender. Caller frees. */
+static char *
+forward_sender(struct route *r, const struct route_tx *tx,
+	       const struct route_target *t)
+{
+	char *rewritten;
+	const char *error;
+
+	if (r->set.srs == NULL || t->alias == NULL ||
+	    tx->mail_from[0] == '\0')
+		return xstrdup(tx->mail_from);
+	if (mailauth_srs_forward(r->set.srs, tx->mail_from,
+				 t->alias->domain->name, &rewritten,
+				 &error) < 0) {
+		log_warn(NULL, "route: SRS rewrite failed: %s", error);
+		return xstrdup(tx->mail_from);
+	}
+	return rewritten;
+}
+
+static void
+fingerprint(const struct route_tx *tx, const char *msg, size_t len,
+	    unsigned char out[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const unsigned char *)tx->mail_from,
+				  strlen(tx->mail_from) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)msg, len);
+	crypto_generichash_final(&st, out, 32);
+}
+
+void
+route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
+	      size_t len, struct route_result *res)
+{
+	unsigned char fp[32];
+	struct route_answer first_reject = {0}, first_defer = {0};
+
+	memset(res, 0, sizeof(*res));
+	if (msg == NULL)
+		msg = ""; /* an empty message */
+	fingerprint(tx, msg, len, fp);
+	for (size_t i = 0; i < tx->target_count; i++) {
+		const struct route_target *t = &tx->targets[i];
+		struct route_answer a;
+		unsigned char key[32];
+		char *id;
+
+		memset(&a, 0, sizeof(a));
+		res->targets++;
+		id = t->kind == ACCOUNT_TARGET_MAILBOX
+			     ? xasprintf("mailbox:%s", t->alias->mailbox_id)
+		     : t->kind == ACCOUNT_TARGET_WEBHOOK
+			     ? xasprintf("webhook:%s", t->value)
+			     : xasprintf("forward:%s", t->value);
+		route_memory_key(r->memory, fp, id, key);
+		free(id);
+		if (route_memory_has(r->memory, key)) {
+			res->remembered++;
+			res->delivered++;
+			continue;
+		}
+		switch (t->kind) {
+		case ACCOUNT_TARGET_MAILBOX:
+			deliver_mailbox(r, t, msg, len, &a);
+			break;
+		case ACCOUNT_TARGET_WEBHOOK:
+			route_webhook_post(r, tx, t, msg, len, &a);
+			break;
+		case ACCOUNT_TARGET_FORWARD: {
+			struct sp_buf copy;
+			char *sender = forward_sender(r, tx, t);
+
+			sp_buf_init(&copy);
+			forward_copy(r, tx, t, msg, len, &copy);
+			/* No ARC set yet: sealing needs a per-domain signing
+			 * key, which the control plane does not hold yet. */
+			r->set.forward(r->set.forward_ctx, sender, t->value,
+				       copy.data, copy.len, tx->eightbit,
+				       tx->smtputf8, &a);
+			sodium_memzero(copy.data, copy.cap);
+			sp_buf_deinit(&copy);
+			free(sender);
+			break;
+		}
+		}
+		switch (a.action) {
+		case ROUTE_ANSWER_OK:
+			res->delivered++;
+			route_memory_add(r->memory, key);
+			break;
+		case ROUTE_ANSWER_DEFER:
+			if (res->deferred++ == 0)
+				first_defer = a;
+			break;
+		case ROUTE_ANSWER_REJECT:
+			if (res->rejected++ == 0)
+				first_reject = a;
+			break;
+		}
+	}
+	if (res->deferred > 0) {
+		res->outcome = ROUTE_TEMPFAIL;
+		res->code = 451;
+		snprintf(res->text, sizeof(res->text), "%s %s",
+			 first_defer.enhanced[0] == '4' ? first_defer.enhanced
+							: "4.4.0",
+			 first_defer.text[0] != '\0'
+				 ? first_defer.text
+				 : "Temporary failure, try again later");
+	} else if (res->rejected > 0) {
+		res->outcome = ROUTE_PERMFAIL;
+		res->code = 550;
+		snprintf(res->text, sizeof(res->text), "%s %s",
+			 first_reject.enhanced[0] == '5' ? first_reject.enhanced
+							 : "5.0.0",
+			 first_reject.text[0] != '\0' ? first_reject.text
+						      : "Delivery failed");
+	} else {
+		res->outcome = ROUTE_DELIVERED;
+		res->code = 250;
+		str_copy(res->text, "2.0.0 Message accepted", sizeof(res->text));
+	}
+}

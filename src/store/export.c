@@ -1,0 +1,358 @@
+/* store: export to mboxrd and EML, import from mbox and EML. */
+#include "store-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Plaintext copies of mail do not outlive their use in memory. */
+static void
+store_buf_wipe(struct sp_buf *buf)
+{
+	if (buf->data != NULL)
+		explicit_bzero(buf->data, buf->cap);
+	sp_buf_deinit(buf);
+}
+
+/* ---- mboxrd ---- */
+
+/* Writes one message as mboxrd: a "From " line with the internal date,
+ * every line matching ^>*From  with one more '>', a newline added when the
+ * message lacks a final one, then the blank separator line. */
+static void
+store_mbox_append(struct sp_buf *out, const char *raw, size_t len,
+		  time_t internal_date)
+{
+	struct tm tm;
+	char date[64];
+	size_t pos = 0;
+
+	gmtime_r(&internal_date, &tm);
+	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
+	sp_buf_printf(out, "From MAILER-DAEMON %s\n", date);
+	while (pos < len) {
+		const char *nl = memchr(raw + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - raw) + 1 : len;
+		size_t q = pos;
+
+		while (q < end && raw[q] == '>')
+			q++;
+		if (end - q >= 5 && memcmp(raw + q, "From ", 5) == 0)
+			sp_buf_append(out, ">", 1);
+		sp_buf_append(out, raw + pos, end - pos);
+		pos = end;
+	}
+	if (len == 0 || raw[len - 1] != '\n')
+		sp_buf_append(out, "\n", 1);
+	sp_buf_append(out, "\n", 1);
+}
+
+static int
+store_write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	const char *p = data;
+
+	if (fd < 0)
+		return -1;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* A folder name as a relative directory: levels "." and ".." and empty
+ * ones cannot escape the export directory. */
+static char *
+store_folder_dir_name(const char *folder)
+{
+	struct sp_buf buf;
+	char *copy = xstrdup(folder), *save = NULL;
+
+	sp_buf_init(&buf);
+	for (char *w = strtok_r(copy, "/", &save); w != NULL;
+	     w = strtok_r(NULL, "/", &save)) {
+		if (buf.len > 0)
+			sp_buf_append(&buf, "/", 1);
+		if (strcmp(w, ".") == 0 || strcmp(w, "..") == 0)
+			sp_buf_append_str(&buf, "_");
+		else
+			sp_buf_append_str(&buf, w);
+	}
+	free(copy);
+	return sp_buf_steal(&buf, NULL);
+}
+
+static enum store_error
+store_export_folder(struct store_mailbox *mbox, const struct store_folder *f,
+		    enum store_format format, struct sp_buf *mbox_out,
+		    const char *dir, size_t *count, const char **error_r)
+{
+	struct store_message *msgs = NULL;
+	size_t n = 0;
+	enum store_error err;
+	struct sp_buf raw;
+
+	err = store_fetch(mbox, f->id, NULL, 0, &msgs, &n, error_r);
+	if (err != STORE_OK)
+		return err;
+	if (format == STORE_FORMAT_EML && fs_mkdir_p(dir, 0700) < 0) {
+		store_messages_free(&msgs, n);
+		store_set_error(error_r, "%s: %s", dir, strerror(errno));
+		return STORE_ERR_TEMP;
+	}
+	sp_buf_init(&raw);
+	for (size_t i = 0; i < n && err == STORE_OK; i++) {
+		sp_buf_reset(&raw);
+		err = store_raw_by_id(mbox, msgs[i].id, &raw, error_r);
+		if (err != STORE_OK)
+			break;
+		if (format == STORE_FORMAT_MBOX) {
+			store_mbox_append(mbox_out, raw.data, raw.len,
+					  msgs[i].internal_date);
+		} else {
+			char *path = xasprintf("%s/%u.eml", dir, msgs[i].uid);
+
+			if (store_write_file(path, raw.data, raw.len) < 0) {
+				store_set_error(error_r, "%s: %s", path,
+						strerror(errno));
+				err = STORE_ERR_TEMP;
+			}
+			free(path);
+		}
+		(*count)++;
+	}
+	sp_buf_deinit(&raw);
+	store_messages_free(&msgs, n);
+	return err;
+}
+
+enum store_error
+store_export(struct store_mailbox *mbox, const char *folder,
+	     enum store_format format, const char *path, size_t *count_r,
+	     const char **error_r)
+{
+	struct store_folder *folders = NULL;
+	size_t nfolders = 0, count = 0;
+	struct sp_buf out;
+	enum store_error err;
+
+	if (count_r != NULL)
+		*count_r = 0;
+	if (folder != NULL) {
+		struct store_folder *one;
+
+		err = store_folder_get(mbox, folder, &one, error_r);
+		if (err != STORE_OK)
+			return err;
+		folders = one;
+		nfolders = 1;
+	} else if ((err = store_folder_list(mbox, &folders, &nfolders,
+					    error_r)) != STORE_OK) {
+		return err;
+	}
+	/* One read snapshot for the whole export. */
+	bool own_txn = sqlite3_get_autocommit(mbox->db) &&
+		       db_exec(mbox->db, "BEGIN;", NULL) == 0;
+	sp_buf_init(&out);
+	for (size_t i = 0; i < nfolders && err == STORE_OK; i++) {
+		char *dir = NULL;
+
+		if (format == STORE_FORMAT_EML) {
+			char *rel = store_folder_dir_name(folders[i].name);
+
+			dir = folder != NULL ? xstrdup(path)
+					     : xasprintf("%s/%s", path, rel);
+			free(rel);
+		}
+		err = store_export_folder(mbox, &folders[i], format, &out, dir,
+					  &count, error_r);
+		free(dir);
+	}
+	if (own_txn)
+		(void)db_exec(mbox->db, "COMMIT;", NULL);
+	if (err == STORE_OK && format == STORE_FORMAT_MBOX &&
+	    store_write_file(path, out.data, out.len) < 0) {
+		store_set_error(error_r, "%s: %s", path, strerror(errno));
+		err = STORE_ERR_TEMP;
+	}
+	if (format == STORE_FORMAT_EML && err == STORE_OK && count == 0 &&
+	    fs_mkdir_p(path, 0700) < 0) {
+		store_set_error(error_r, "%s: %s", path, strerror(errno));
+		err = STORE_ERR_TEMP;
+	}
+	store_buf_wipe(&out);
+	store_folder_list_free(&folders, nfolders);
+	if (err == STORE_OK && count_r != NULL)
+		*count_r = count;
+	return err;
+}
+
+/* ---- Import ---- */
+
+static time_t
+store_mbox_from_date(const char *line, size_t len)
+{
+	char buf[128];
+	struct tm tm = {0};
+	const char *p;
+
+	if (len >= sizeof(buf))
+		return 0;
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	/* "From sender Wed Nov 23 18:25:00 2026": the date follows the
+	 * second space. */
+	p = strchr(buf + 5, ' ');
+	if (p == NULL)
+		return 0;
+	while (*p == ' ')
+		p++;
+	if (strptime(p, "%a %b %e %H:%M:%S %Y", &tm) == NULL)
+		return 0;
+	return timegm(&tm);
+}
+
+static bool
+store_is_from_line(const char *p, size_t left)
+{
+	return left >= 5 && memcmp(p, "From ", 5) == 0;
+}
+
+/* A "From " line separates messages only after a blank line (or at the
+ * start): an unquoted "From " inside a body (mboxo) stays in it. */
+static bool
+store_is_separator(const char *data, size_t pos, size_t len)
+{
+	if (!store_is_from_line(data + pos, len - pos))
+		return false;
+	if (pos == 0)
+		return true;
+	return (pos >= 2 && data[pos - 2] == '\n') ||
+	       (pos >= 3 && data[pos - 3] == '\n' && data[pos - 2] == '\r');
+}
+
+/* Undoes mboxrd quoting of one message and strips the separator. */
+static void
+store_mbox_unquote(const char *data, size_t len, struct sp_buf *out)
+{
+	size_t pos = 0;
+
+	if (len >= 2 && data[len - 1] == '\n' && data[len - 2] == '\n')
+		len--;
+	else if (len >= 4 && memcmp(data + len - 4, "\r\n\r\n", 4) == 0)
+		len -= 2;
+	else if (len >= 1 && data[len - 1] == '\n')
+		len--;
+	while (pos < len) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - data) + 1 : len;
+		size_t q = pos;
+
+		while (q < end && data[q] == '>')
+			q++;
+		if (q > pos && end - q >= 5 && memcmp(data + q, "From ", 5) == 0)
+			pos++;
+		sp_buf_append(out, data + pos, end - pos);
+		pos = end;
+	}
+}
+
+enum store_error
+store_import(struct store_mailbox *mbox, const char *folder,
+	     const char *path, size_t *count_r, const char **error_r)
+{
+	struct store_folder *f = NULL;
+	char *data = NULL;
+	size_t len, count = 0;
+	enum store_error err;
+	const char *dberr;
+	struct sp_buf msg;
+
+	if (count_r != NULL)
+		*count_r = 0;
+	err = store_folder_get(mbox, folder != NULL ? folder : "INBOX", &f,
+			       error_r);
+	if (err != STORE_OK)
+		return err;
+	if (fs_read_file(path, &data, &len) < 0) {
+		store_set_error(error_r, "%s: %s", path, strerror(errno));
+		store_folder_free(&f);
+		return errno == ENOENT ? STORE_ERR_NOTFOUND : STORE_ERR_TEMP;
+	}
+	if (db_begin_durable(mbox->db, &dberr) < 0) {
+		store_set_error(error_r, "%s", dberr);
+		free(data);
+		store_folder_free(&f);
+		return STORE_ERR_TEMP;
+	}
+	sp_buf_init(&msg);
+	if (!store_is_from_line(data, len)) {
+		/* One message (.eml). */
+		err = store_append_locked(mbox, f->id, data, len, 0, NULL, 0,
+					  NULL, error_r);
+		count = err == STORE_OK ? 1 : 0;
+	} else {
+		size_t pos = 0;
+
+		while (pos < len && err == STORE_OK) {
+			const char *nl = memchr(data + pos, '\n', len - pos);
+			size_t body = nl != NULL ? (size_t)(nl - data) + 1 : len;
+			size_t end = body;
+			time_t date =
+				store_mbox_from_date(data + pos, body - pos);
+
+			/* The message runs to the next "From " at a line
+			 * start. */
+			while (end < len && !store_is_separator(data, end, len)) {
+				const char *n2 =
+					memchr(data + end, '\n', len - end);
+
+				end = n2 != NULL ? (size_t)(n2 - data) + 1
+						 : len;
+			}
+			sp_buf_reset(&msg);
+			store_mbox_unquote(data + body, end - body, &msg);
+			if (msg.len > 0) {
+				err = store_append_locked(mbox, f->id, msg.data,
+							  msg.len, 0, NULL,
+							  date, NULL, error_r);
+				if (err == STORE_OK)
+					count++;
+			}
+			pos = end;
+		}
+	}
+	if (err == STORE_OK && db_commit(mbox->db, &dberr) < 0) {
+		store_set_error(error_r, "%s", dberr);
+		err = STORE_ERR_TEMP;
+	}
+	if (err != STORE_OK) {
+		db_rollback(mbox->db);
+		count = 0;
+	}
+	store_buf_wipe(&msg);
+	explicit_bzero(data, len);
+	free(data);
+	store_folder_free(&f);
+	if (count_r != NULL)
+		*count_r = count;
+	return err;
+}
