@@ -43,8 +43,11 @@ def main():
     def run(*args, extra=None, **kw):
         e = dict(env)
         e.update(extra or {})
-        return subprocess.run([binary, "--data", data, *args], env=e, check=True,
+        proc = subprocess.run([binary, "--data", data, *args], env=e,
                               capture_output=True, **kw)
+        if proc.returncode != 0:
+            sys.exit(f"sealpost {' '.join(args)}: {proc.stderr.decode(errors='replace')}")
+        return proc
 
     port = free_port()
     s3 = subprocess.Popen([s3rver, "-d", os.path.join(work, "s3"), "-a", "127.0.0.1",

@@ -75,13 +75,34 @@ struct rate {
 	double cpu;  /* messages per CPU second */
 };
 
+/* Text: a vocabulary of 4,000 made-up words plus the common words above
+ * (one word in five), so it compresses about as well as real prose. */
+#define VOCABULARY 4000
+static char *vocabulary[VOCABULARY];
+
+static void
+vocabulary_init(void)
+{
+	for (int i = 0; i < VOCABULARY; i++) {
+		size_t n = 2 + rng() % 9;
+		char *w = xmalloc(n + 1);
+
+		for (size_t j = 0; j < n; j++)
+			w[j] = (char)('a' + rng() % 26);
+		w[n] = '\0';
+		vocabulary[i] = w;
+	}
+}
+
 static void
 append_text(struct sp_buf *b, size_t bytes)
 {
 	size_t start = b->len, col = 0;
 
 	while (b->len - start < bytes) {
-		const char *w = words[rng() % SP_N_ELEMENTS(words)];
+		const char *w = rng() % 5 == 0
+					? words[rng() % SP_N_ELEMENTS(words)]
+					: vocabulary[rng() % VOCABULARY];
 
 		sp_buf_append_str(b, w);
 		col += strlen(w) + 1;
@@ -320,6 +341,7 @@ main(int argc, char **argv)
 								 : "/tmp");
 	if (mkdtemp(dir) == NULL)
 		return 1;
+	vocabulary_init();
 	for (int i = 0; i < POOL_SIZE; i++)
 		pool[i] = make_attachment(3000 + rng() % 27000);
 	msgs = xcalloc(n, sizeof(*msgs));
@@ -403,6 +425,8 @@ main(int argc, char **argv)
 		free(msgs[i]);
 	for (int i = 0; i < POOL_SIZE; i++)
 		free(pool[i]);
+	for (int i = 0; i < VOCABULARY; i++)
+		free(vocabulary[i]);
 	free(msgs);
 	free(lens);
 	free(mbox_path);

@@ -8,7 +8,7 @@ PACKAGES="
 gcc libc6-dev make meson ninja-build pkg-config curl ca-certificates
 libsodium-dev libgmime-3.0-dev libglib2.0-dev libpcre2-dev libssl-dev
 libevent-dev libidn2-dev libcurl4-openssl-dev libunbound-dev nettle-dev libjansson-dev
-libcmocka-dev libexpat1-dev nodejs
+libcmocka-dev libexpat1-dev zlib1g-dev nodejs
 python3 python3-pytest python3-aiosmtpd python3-dkim python3-spf python3-nacl
 python3-authres python3-dnspython publicsuffix
 sqlite3 openssl swaks isync fetchmail procps

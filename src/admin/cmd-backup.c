@@ -118,7 +118,8 @@ backup_cli_print_version(const struct backup_version *v, bool json,
 
 		json_object_set_new(o, "version", json_string(v->version));
 		json_object_set_new(o, "time", json_string(when));
-		json_object_set_new(o, "size", json_integer((json_int_t)v->size));
+		json_object_set_new(o, "size",
+				    json_integer((json_int_t)v->size));
 		json_object_set_new(o, "sha256", json_string(v->sha256));
 		json_object_set_new(o, "key", json_string(v->key));
 		json_array_append_new(array, o);
@@ -160,11 +161,13 @@ admin_cmd_mailbox_backup(struct admin_ctx *ctx, int argc, char **argv)
 	if (ctx->json) {
 		json_t *o = json_object();
 
-		json_object_set_new(o, "uploaded", json_boolean(result.uploaded));
+		json_object_set_new(o, "uploaded",
+				    json_boolean(result.uploaded));
 		json_object_set_new(o, "version",
 				    json_string(result.version.version));
-		json_object_set_new(o, "size",
-				    json_integer((json_int_t)result.version.size));
+		json_object_set_new(
+			o, "size",
+			json_integer((json_int_t)result.version.size));
 		json_object_set_new(o, "sha256",
 				    json_string(result.version.sha256));
 		json_object_set_new(o, "messages",
@@ -297,7 +300,8 @@ admin_cmd_mailbox_restore(struct admin_ctx *ctx, int argc, char **argv)
 	if (address == NULL)
 		return admin_usage(ctx, "ADDRESS is needed");
 	if (file != NULL && version != NULL)
-		return admin_usage(ctx, "VERSION and --file exclude each other");
+		return admin_usage(ctx,
+				   "VERSION and --file exclude each other");
 	ret = backup_cli_login(ctx, address, file == NULL, &l);
 	if (ret != ADMIN_EXIT_OK)
 		return ret;

@@ -44,7 +44,7 @@ enum backup_error {
 	BACKUP_ERR_UNREACHABLE, /* the endpoint does not answer */
 	BACKUP_ERR_AUTH,	/* the storage refused the credentials */
 	BACKUP_ERR_NO_BUCKET,	/* the bucket does not exist */
-	BACKUP_ERR_NOTFOUND,	/* no backup (of that version), no mailbox */
+	BACKUP_ERR_NOTFOUND,	/* no backup (of that version) or mailbox */
 	BACKUP_ERR_BADKEY,	/* the key does not open the mailbox/backup */
 	BACKUP_ERR_CORRUPT,	/* SHA-256 or integrity check failed */
 	BACKUP_ERR_BUSY,	/* restore: the mailbox is open elsewhere */

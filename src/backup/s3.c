@@ -90,6 +90,21 @@ s3_xml_start(void *data, const char *name, const char **attrs)
 	}
 }
 
+/* The <Contents> just closed becomes one object (the key is handed
+ * over). */
+static void
+s3_xml_add_object(struct s3_xml *x)
+{
+	if (x->cur_key == NULL)
+		return;
+	*x->objects = xrealloc(*x->objects,
+			       (*x->count + 1) * sizeof(**x->objects));
+	(*x->objects)[*x->count].key = x->cur_key;
+	(*x->objects)[*x->count].size = x->cur_size;
+	(*x->count)++;
+	x->cur_key = NULL;
+}
+
 static void XMLCALL
 s3_xml_end(void *data, const char *name)
 {
@@ -114,15 +129,7 @@ s3_xml_end(void *data, const char *name)
 			x->next_token = xstrdup(text);
 		} else if (strcmp(name, "Contents") == 0 && x->in_contents) {
 			x->in_contents = false;
-			if (x->cur_key != NULL) {
-				*x->objects = xrealloc(
-					*x->objects, (*x->count + 1) *
-							     sizeof(**x->objects));
-				(*x->objects)[*x->count].key = x->cur_key;
-				(*x->objects)[*x->count].size = x->cur_size;
-				(*x->count)++;
-				x->cur_key = NULL;
-			}
+			s3_xml_add_object(x);
 		}
 	} else if (x->kind == S3_XML_LIST && x->depth == 3 &&
 		   x->in_contents) {
@@ -390,9 +397,10 @@ s3_request_init(struct s3_request *r, const struct backup_target *target,
 	curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->errbuf);
 	curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT, 15L);
 	/* No fixed total time (a large mailbox takes what it takes), but a
-	 * transfer that stalls for a minute is given up. */
+	 * transfer that stalls for five minutes is given up (the storage
+	 * may take a while to answer after the last byte of a large PUT). */
 	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(r->curl, CURLOPT_LOW_SPEED_TIME, 300L);
 	curl_easy_setopt(r->curl, CURLOPT_AWS_SIGV4, sigv4);
 	curl_easy_setopt(r->curl, CURLOPT_USERNAME, target->access_key_id);
 	curl_easy_setopt(r->curl, CURLOPT_PASSWORD, target->secret_access_key);
@@ -439,8 +447,9 @@ s3_perform(struct s3_request *r, const struct backup_target *target,
 			return BACKUP_ERR_TEMP;
 		}
 		if (r->write_failed) {
-			backup_set_error(error_r, "%s: writing the download: %s",
-					 what, strerror(errno));
+			backup_set_error(error_r,
+					 "%s: writing the download: %s", what,
+					 strerror(errno));
 			return BACKUP_ERR_TEMP;
 		}
 		switch (rc) {

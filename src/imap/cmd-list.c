@@ -192,7 +192,8 @@ imap_cmd_status(struct imap_cmd *cmd)
 	}
 	sp_buf_append_str(&cmd->out, "* STATUS ");
 	imap_append_astring(&cmd->out, name);
-	sp_buf_printf(&cmd->out, " (%s)\r\n", line.data != NULL ? line.data : "");
+	sp_buf_printf(&cmd->out, " (%s)\r\n",
+		      line.data != NULL ? line.data : "");
 	sp_buf_deinit(&line);
 	free(name);
 	imap_cmd_ok(cmd, "Status completed.");

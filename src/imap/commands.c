@@ -421,7 +421,8 @@ imap_parse_datetime(const char *s, time_t *t_r)
 	tm.tm_min = mm;
 	tm.tm_sec = ss;
 	*t_r = timegm(&tm) -
-	       (sign == '-' ? -1 : 1) * ((zone / 100) * 3600 + (zone % 100) * 60);
+	       (sign == '-' ? -1 : 1) *
+		       ((zone / 100) * 3600 + (zone % 100) * 60);
 	return 0;
 }
 
@@ -748,7 +749,8 @@ imap_cmd_getquota(struct imap_cmd *cmd)
 {
 	const char *root;
 
-	if (cmd->argc != 1 || (root = imap_arg_astring(&cmd->args[0])) == NULL) {
+	if (cmd->argc != 1 ||
+	    (root = imap_arg_astring(&cmd->args[0])) == NULL) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}

@@ -115,7 +115,7 @@ enum imap_cmd_flags {
 	IMAP_CMD_AUTH = 1 << 1,	    /* after login */
 	IMAP_CMD_SELECTED = 1 << 2, /* needs a selected folder */
 	IMAP_CMD_ANY = 1 << 3,	    /* any state */
-	IMAP_CMD_LOOP = 1 << 4,	    /* runs on the loop: no store access */
+	IMAP_CMD_LOOP = 1 << 4,	    /* runs on the loop, no store access */
 	IMAP_CMD_UID = 1 << 5,	    /* has a UID form */
 	/* May not send EXPUNGE responses (RFC 3501 7.4.1): FETCH, STORE,
 	 * SEARCH without UID. */
@@ -215,6 +215,8 @@ struct imap_user *imap_user_attach(struct imap_server *server,
 void imap_user_detach(struct imap_session *session);
 /* Tells the alias's other sessions that the mailbox changed. */
 void imap_user_notify(struct imap_user *user, struct imap_session *except);
+/* Runs a sync job for a session in IDLE (reports changes at once). */
+void imap_user_idle_sync(struct imap_session *s);
 void imap_user_watch_spool(struct imap_user *user);
 void imap_user_drain(struct imap_user *user);
 void imap_user_inotify(struct imap_server *server);

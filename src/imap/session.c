@@ -150,10 +150,16 @@ imap_session_cmd_done(struct imap_cmd *cmd)
 	}
 	if (s->input_mode == IMAP_INPUT_COMMAND)
 		imap_parser_reset(s->parser);
-	if (s->input_mode == IMAP_INPUT_IDLE && s->idle_sync_pending) {
-		/* Something changed while the last sync ran. */
+	if (s->idle_sync_pending) {
+		/* Something changed while the job ran; outside IDLE the next
+		 * command reports it anyway. */
 		s->idle_sync_pending = false;
-		imap_user_notify(s->user, NULL);
+		if (s->input_mode == IMAP_INPUT_IDLE &&
+		    s->state == IMAP_STATE_SELECTED && s->conn != NULL &&
+		    !net_conn_is_closing(s->conn)) {
+			imap_user_idle_sync(s);
+			return;
+		}
 	}
 	if (s->conn != NULL && !net_conn_is_closing(s->conn))
 		net_conn_resume_input(s->conn);

@@ -165,9 +165,10 @@ imap_session_sync(struct imap_session *s, struct store_mailbox *mbox,
 
 					if (seq == 0)
 						continue;
-					sp_buf_printf(out,
-						      "* %u FETCH (UID %u FLAGS ",
-						      seq, msgs[i].uid);
+					sp_buf_printf(
+						out,
+						"* %u FETCH (UID %u FLAGS ",
+						seq, msgs[i].uid);
 					imap_append_flags(
 						out, msgs[i].flags,
 						msgs[i].keywords,

@@ -129,27 +129,35 @@ idle_sync_done(void *ctx)
 }
 
 void
+imap_user_idle_sync(struct imap_session *s)
+{
+	struct imap_cmd *cmd = xcalloc(1, sizeof(*cmd));
+
+	cmd->session = s;
+	sp_buf_init(&cmd->out);
+	sp_buf_init(&cmd->tagged);
+	s->busy = true;
+	net_conn_pause_input(s->conn);
+	net_work_submit(s->server->net, s->user->queue, idle_sync_work,
+			idle_sync_done, cmd);
+}
+
+void
 imap_user_notify(struct imap_user *user, struct imap_session *except)
 {
 	for (struct imap_session *s = user->sessions; s != NULL;
 	     s = s->user_next) {
-		struct imap_cmd *cmd;
-
-		if (s == except || s->input_mode != IMAP_INPUT_IDLE ||
-		    s->closed || s->state != IMAP_STATE_SELECTED)
+		if (s == except || s->closed || s->conn == NULL)
 			continue;
 		if (s->busy) {
+			/* Its job may be entering IDLE: look again when it
+			 * is done. */
 			s->idle_sync_pending = true;
 			continue;
 		}
-		cmd = xcalloc(1, sizeof(*cmd));
-		cmd->session = s;
-		sp_buf_init(&cmd->out);
-		sp_buf_init(&cmd->tagged);
-		s->busy = true;
-		net_conn_pause_input(s->conn);
-		net_work_submit(user->server->net, user->queue, idle_sync_work,
-				idle_sync_done, cmd);
+		if (s->input_mode == IMAP_INPUT_IDLE &&
+		    s->state == IMAP_STATE_SELECTED)
+			imap_user_idle_sync(s);
 	}
 }
 

@@ -161,7 +161,4 @@ void mailauth_hash_headers(const struct mailauth_msg *msg, const char *h_list,
  * breaking between tags and inside b=/bh=. */
 char *mailauth_fold(const char *field, const char *const *tags, size_t count);
 
-/* Public suffix handling (dmarc.c). */
-char *mailauth_org_domain(const char *domain);
-
 #endif

@@ -216,12 +216,12 @@ int mailauth_dkim_sign(const struct mailauth_dkim_sign_params *params,
 
 /* The outcome of one DKIM-Signature. */
 struct mailauth_dkim_sig {
-	enum mailauth_result result; /* pass, fail, neutral, policy, temp-,
-					permerror */
-	char *domain;		     /* d=, lower case; NULL when unparseable */
-	char *selector;		     /* s= */
-	char *identity;		     /* i= (or "@d") */
-	char *b_prefix;		     /* first 8 characters of b= (header.b) */
+	/* pass, fail, neutral (syntax), policy, temperror, permerror */
+	enum mailauth_result result;
+	char *domain;	/* d=, lower case; NULL when unparseable */
+	char *selector; /* s= */
+	char *identity; /* i= (or "@d") */
+	char *b_prefix; /* first 8 characters of b= (header.b) */
 	enum mailauth_key_type algorithm;
 	const char *reason; /* static, short, no content; NULL on pass */
 };
@@ -332,8 +332,8 @@ struct mailauth_arc_seal_params {
 	 * key is refused); mailauth_arc_verify accepts both. */
 	const struct mailauth_key *key;
 	const char *authserv_id; /* our host name, first in the AAR */
-	/* The results part of the AAR, e.g. mailauth_verdict_format()'s
-	 * output without its authserv-id ("spf=pass smtp.mailfrom=...; ..."). */
+	/* The results part of the AAR: mailauth_verdict_format()'s output
+	 * ("spf=pass smtp.mailfrom=...; dkim=..."). */
 	const char *results;
 	/* The chain state of the message as received
 	 * (mailauth_arc_verify): none, pass or fail -> cv=. */

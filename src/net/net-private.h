@@ -105,5 +105,6 @@ void net_ip_release(struct net_server *server, const char *protocol,
 int net_work_start(struct net_server *server, unsigned threads,
 		   const char **error_r);
 void net_work_stop(struct net_server *server);
+void net_work_free(struct net_server *server);
 
 #endif

@@ -58,6 +58,19 @@ net_server_destroy(struct net_server **_server)
 	if (server == NULL)
 		return;
 	*_server = NULL;
+	/* No new connections, then none left; connections keep pointing at
+	 * their listener until they are freed. */
+	for (l = server->listeners; l != NULL; l = l->next)
+		evconnlistener_disable(l->evl);
+	while (server->conns != NULL)
+		net_conn_close(server->conns);
+	net_conn_reap_all(server);
+	net_work_stop(server);
+	/* Completions run by the stop may have closed more connections. */
+	while (server->conns != NULL)
+		net_conn_close(server->conns);
+	net_conn_reap_all(server);
+	net_work_free(server);
 	while ((l = server->listeners) != NULL) {
 		server->listeners = l->next;
 		evconnlistener_free(l->evl);
@@ -65,10 +78,6 @@ net_server_destroy(struct net_server **_server)
 		free(l->reject_line);
 		free(l);
 	}
-	while (server->conns != NULL)
-		net_conn_close(server->conns);
-	net_conn_reap_all(server);
-	net_work_stop(server);
 	event_free(server->reap_ev);
 	for (size_t i = 0; i < NET_IP_BUCKETS; i++) {
 		struct net_ip_count *c, *next;

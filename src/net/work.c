@@ -165,6 +165,11 @@ net_work_stop(struct net_server *server)
 	if (server->done_fd >= 0)
 		close(server->done_fd);
 	server->done_fd = -1;
+}
+
+void
+net_work_free(struct net_server *server)
+{
 	pthread_mutex_destroy(&server->lock);
 	pthread_cond_destroy(&server->cond);
 }
@@ -199,13 +204,24 @@ void
 net_work_submit(struct net_server *server, struct net_workq *q,
 		net_work_func *work, net_done_func *done, void *ctx)
 {
-	struct net_job *job = xcalloc(1, sizeof(*job));
+	struct net_job *job;
 
+	pthread_mutex_lock(&server->lock);
+	if (server->thread_count == 0 && server->stopping) {
+		/* Shutting down (a completion run by net_work_stop() closing
+		 * a mailbox): the workers are gone, so run it here. */
+		pthread_mutex_unlock(&server->lock);
+		if (work != NULL)
+			work(ctx);
+		if (done != NULL)
+			done(ctx);
+		return;
+	}
+	job = xcalloc(1, sizeof(*job));
 	job->queue = q;
 	job->work = work;
 	job->done = done;
 	job->ctx = ctx;
-	pthread_mutex_lock(&server->lock);
 	if (q != NULL) {
 		q->outstanding++;
 		if (q->running) {

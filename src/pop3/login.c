@@ -17,6 +17,7 @@ struct login_ctx {
 	char *password;
 	struct account_session_keys keys;
 	enum account_error result;
+	uint64_t quota;
 };
 
 /* What the open job found. */
@@ -108,6 +109,26 @@ auth_failed(struct pop3_cmd *cmd)
 	pop3_cmd_done(cmd);
 }
 
+/* The storage limit the spool drain respects: the alias's or its domain's,
+ * the smaller (as IMAP does). 0: none. */
+static uint64_t
+alias_quota(struct account_db *adb, const char *address)
+{
+	struct account_alias *alias = NULL;
+	const char *error;
+	uint64_t quota = 0;
+
+	if (account_alias_get(adb, address, &alias, &error) != 1)
+		return 0;
+	if (alias->quota_bytes > 0)
+		quota = (uint64_t)alias->quota_bytes;
+	if (alias->domain != NULL && alias->domain->quota_bytes > 0 &&
+	    (quota == 0 || (uint64_t)alias->domain->quota_bytes < quota))
+		quota = (uint64_t)alias->domain->quota_bytes;
+	account_alias_free(&alias);
+	return quota;
+}
+
 static void
 login_work(void *_ctx)
 {
@@ -124,6 +145,8 @@ login_work(void *_ctx)
 	secret_free(&ctx->password);
 	if (ctx->result == ACCOUNT_ERR_TEMP)
 		log_warn(NULL, "pop3: login failed: %s", error);
+	if (ctx->result == ACCOUNT_OK)
+		ctx->quota = alias_quota(adb, ctx->keys.address);
 }
 
 static void
@@ -144,8 +167,11 @@ open_work(void *_ctx)
 		log_warn(NULL, "pop3: cannot open a mailbox: %s", error);
 		return;
 	}
+	if (s->quota > 0)
+		store_mailbox_set_quota(o->mbox, s->quota);
 	/* Mail that waited in the spool is part of the maildrop. A failed
-	 * drain leaves it spooled for the next session: not fatal. */
+	 * drain (over quota, I/O) leaves it spooled for a later session:
+	 * not fatal. */
 	if (store_spool_drain(o->mbox, s->keys.public_key, s->keys.secret_key,
 			      &drained, &error) != STORE_OK)
 		log_warn(NULL, "pop3: spool drain failed: %s", error);
@@ -234,6 +260,7 @@ login_done(void *_ctx)
 		return;
 	}
 	pop3_session_attach(s, &ctx->keys);
+	s->quota = ctx->quota;
 	login_ctx_free(ctx);
 	cmd->ctx = xcalloc(1, sizeof(struct open_ctx));
 	pop3_session_submit(cmd, open_work, open_done);

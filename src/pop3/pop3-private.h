@@ -59,6 +59,7 @@ struct pop3_session {
 	struct account_session_keys keys;
 	bool locked;
 	struct net_workq *queue;
+	uint64_t quota; /* storage limit for the spool drain (0: none) */
 	struct store_mailbox *mbox;
 	int64_t inbox_id;
 	uint32_t uidvalidity;

@@ -261,9 +261,10 @@ session_dispatch(struct pop3_session *s)
 	     (def->flags & POP3_CMD_AUTHORIZATION) == 0) ||
 	    (s->state == POP3_STATE_TRANSACTION &&
 	     (def->flags & POP3_CMD_TRANSACTION) == 0)) {
-		net_conn_write_str(s->conn, s->state == POP3_STATE_TRANSACTION
-						    ? "-ERR Already logged in.\r\n"
-						    : "-ERR Not logged in.\r\n");
+		net_conn_write_str(s->conn,
+				   s->state == POP3_STATE_TRANSACTION
+					   ? "-ERR Already logged in.\r\n"
+					   : "-ERR Not logged in.\r\n");
 		pop3_parser_reset(s->parser);
 		return;
 	}

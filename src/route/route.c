@@ -80,7 +80,7 @@ db_put(struct route *r, struct account_db *db)
 	pthread_mutex_unlock(&r->pool_lock);
 }
 
-/* ---- transactions ---------------------------------------------------- */
+/* ---- transactions -------------------------------------------------------- */
 
 struct route_tx *
 route_tx_create(const char *mail_from, const char *helo, const char *remote_ip,
@@ -156,7 +156,9 @@ target_exists(const struct route_tx *tx, enum account_target_kind kind,
 		if (t->kind != kind)
 			continue;
 		if (kind == ACCOUNT_TARGET_MAILBOX
-			    ? alias != NULL && strcmp(t->alias->mailbox_id, alias->mailbox_id) == 0
+			    ? alias != NULL &&
+				      strcmp(t->alias->mailbox_id,
+					     alias->mailbox_id) == 0
 			    : strcasecmp(t->value, value) == 0)
 			return true;
 	}
@@ -187,8 +189,9 @@ add_targets(struct route *r, struct route_tx *tx,
 			free(value);
 			continue;
 		}
-		tx->targets = xrealloc(tx->targets, (tx->target_count + 1) *
-							    sizeof(*tx->targets));
+		tx->targets = xrealloc(tx->targets,
+				       (tx->target_count + 1) *
+					       sizeof(*tx->targets));
 		t = &tx->targets[tx->target_count++];
 		t->kind = at->kind;
 		t->value = value;
@@ -252,8 +255,9 @@ rcpt_srs(struct route *r, struct account_db *db, struct route_tx *tx,
 	if (!target_exists(tx, ACCOUNT_TARGET_FORWARD, original, NULL)) {
 		struct route_target *t;
 
-		tx->targets = xrealloc(tx->targets, (tx->target_count + 1) *
-							    sizeof(*tx->targets));
+		tx->targets = xrealloc(tx->targets,
+				       (tx->target_count + 1) *
+					       sizeof(*tx->targets));
 		t = &tx->targets[tx->target_count++];
 		memset(t, 0, sizeof(*t));
 		t->kind = ACCOUNT_TARGET_FORWARD;
@@ -266,20 +270,19 @@ rcpt_srs(struct route *r, struct account_db *db, struct route_tx *tx,
 	return 0;
 }
 
-enum route_rcpt_status
-route_rcpt(struct route *r, struct route_tx *tx, const char *address)
+/* One attempt of route_rcpt(); *broken_r says the handle failed. */
+static enum route_rcpt_status
+rcpt_once(struct route *r, struct account_db *db, struct route_tx *tx,
+	  const char *address, bool *broken_r)
 {
-	struct account_db *db;
 	struct account_alias *alias = NULL;
 	enum account_error aerr = ACCOUNT_OK;
 	enum route_rcpt_status status;
 	int ret;
 
-	db = db_get(r);
-	if (db == NULL)
-		return ROUTE_RCPT_TEMP;
+	*broken_r = false;
 	if (rcpt_srs(r, db, tx, address, &status) == 0) {
-		db_put(r, db);
+		*broken_r = status == ROUTE_RCPT_TEMP;
 		return status;
 	}
 	ret = account_lookup(db, address, &alias, &aerr);
@@ -288,15 +291,18 @@ route_rcpt(struct route *r, struct route_tx *tx, const char *address)
 		const char *at = strrchr(address, '@');
 		int found = is_our_domain(db, at + 1);
 
-		db_put(r, db);
-		if (found < 0)
+		if (found < 0) {
+			*broken_r = true;
 			return ROUTE_RCPT_TEMP;
+		}
 		return found == 1 ? ROUTE_RCPT_UNKNOWN : ROUTE_RCPT_RELAY;
 	}
-	db_put(r, db);
-	if (ret < 0)
-		return aerr == ACCOUNT_ERR_INVALID ? ROUTE_RCPT_INVALID
-						   : ROUTE_RCPT_TEMP;
+	if (ret < 0) {
+		if (aerr == ACCOUNT_ERR_INVALID)
+			return ROUTE_RCPT_INVALID;
+		*broken_r = true;
+		return ROUTE_RCPT_TEMP;
+	}
 	if (!alias->enabled) {
 		account_alias_free(&alias);
 		return ROUTE_RCPT_DISABLED;
@@ -309,7 +315,33 @@ route_rcpt(struct route *r, struct route_tx *tx, const char *address)
 	return ROUTE_RCPT_OK;
 }
 
-/* ---- delivery ---------------------------------------------------------------- */
+enum route_rcpt_status
+route_rcpt(struct route *r, struct route_tx *tx, const char *address)
+{
+	enum route_rcpt_status status = ROUTE_RCPT_TEMP;
+
+	/* A handle that failed is closed, not pooled, and the look-up runs
+	 * once more on a fresh one: a busy or damaged connection should not
+	 * turn into a 451 when a new one would answer. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct account_db *db = db_get(r);
+		bool broken;
+
+		if (db == NULL)
+			return ROUTE_RCPT_TEMP;
+		status = rcpt_once(r, db, tx, address, &broken);
+		if (!broken) {
+			db_put(r, db);
+			return status;
+		}
+		log_warn(NULL, "route: recipient look-up failed (attempt %d)",
+			 attempt + 1);
+		account_db_close(&db);
+	}
+	return status;
+}
+
+/* ---- delivery ------------------------------------------------------------ */
 
 /* The copy a forward sends: our trace fields, then the message. */
 static void
@@ -324,7 +356,8 @@ forward_copy(struct route *r, const struct route_tx *tx,
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	sp_buf_printf(out,
-		      "Received: from %s ([%s])\r\n\tby %s with %s;\r\n\t%s\r\n",
+		      "Received: from %s ([%s])\r\n"
+		      "\tby %s with %s;\r\n\t%s\r\n",
 		      tx->helo[0] != '\0' ? tx->helo : "unknown",
 		      tx->remote_ip, r->hostname,
 		      tx->smtputf8 ? "UTF8SMTP" : "ESMTP", date);
@@ -406,6 +439,32 @@ fingerprint(const struct route_tx *tx, const char *msg, size_t len,
 	crypto_generichash_final(&st, out, 32);
 }
 
+/* A remote answer goes back to the sender, but the forward destination is
+ * the alias owner's private address: it is replaced by the recipient the
+ * sender wrote. */
+static void
+scrub_target(struct route_answer *a, const struct route_target *t)
+{
+	size_t n;
+	char *hit;
+
+	if (t->kind != ACCOUNT_TARGET_FORWARD || t->value[0] == '\0')
+		return;
+	n = strlen(t->value);
+	while ((hit = strcasestr(a->text, t->value)) != NULL) {
+		char *rest = xstrdup(hit + n);
+
+		*hit = '\0';
+		str_copy(hit, t->original_rcpt,
+			 sizeof(a->text) - (size_t)(hit - a->text));
+		str_copy(a->text + strlen(a->text), rest,
+			 sizeof(a->text) - strlen(a->text));
+		free(rest);
+		if (strcasestr(t->original_rcpt, t->value) != NULL)
+			break; /* would loop */
+	}
+}
+
 void
 route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 	      size_t len, struct route_result *res)
@@ -461,6 +520,8 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 			break;
 		}
 		}
+		if (a.action != ROUTE_ANSWER_OK)
+			scrub_target(&a, t);
 		switch (a.action) {
 		case ROUTE_ANSWER_OK:
 			res->delivered++;
@@ -496,6 +557,7 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 	} else {
 		res->outcome = ROUTE_DELIVERED;
 		res->code = 250;
-		str_copy(res->text, "2.0.0 Message accepted", sizeof(res->text));
+		str_copy(res->text, "2.0.0 Message accepted",
+			 sizeof(res->text));
 	}
 }

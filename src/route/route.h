@@ -3,7 +3,8 @@
  * delivery of one message to all of them.
  *
  * The MX calls route_rcpt() for each RCPT TO (is this ours, and where does
- * it go? an SRS address of ours is reversed and relayed back), collecting the answers in a struct route_tx, then, after DATA,
+ * it go? an SRS address of ours is reversed and relayed back), collecting
+ * the answers in a struct route_tx, then, after DATA,
  * route_deliver() on a worker thread. route_deliver() tries every target of
  * every accepted recipient once, de-duplicated:
  *   forward  - the message, with Received and X-Original-To prepended and
@@ -85,7 +86,7 @@ struct route_settings {
 struct route *route_create(const struct route_settings *settings);
 void route_destroy(struct route **route);
 
-/* ---- recipients ---- */
+/* ---- recipients ---------------------------------------------------------- */
 
 enum route_rcpt_status {
 	ROUTE_RCPT_OK,	     /* 250 2.1.5 */
@@ -111,7 +112,7 @@ void route_tx_describe(const struct route_tx *tx, struct sp_buf *out);
 enum route_rcpt_status route_rcpt(struct route *route, struct route_tx *tx,
 				  const char *address);
 
-/* ---- delivery ---- */
+/* ---- delivery ------------------------------------------------------------ */
 
 enum route_outcome {
 	ROUTE_DELIVERED, /* 250 */
@@ -132,7 +133,7 @@ struct route_result {
 void route_deliver(struct route *route, const struct route_tx *tx,
 		   const char *msg, size_t len, struct route_result *result_r);
 
-/* ---- pieces, public for tests ---- */
+/* ---- pieces, public for tests -------------------------------------------- */
 
 /* "dest@x" + tag "t" -> "dest+t@x" (caller frees); no tag: a copy. */
 char *route_address_with_tag(const char *address, const char *tag);

@@ -76,7 +76,8 @@ route_address_is_private(const struct sockaddr *sa)
 
 		return a[0] == 0 || a[0] == 10 || a[0] == 127 ||
 		       (a[0] == 100 && (a[1] & 0xc0) == 64) || /* CGNAT */
-		       (a[0] == 169 && a[1] == 254) || /* link-local, metadata */
+		       (a[0] == 169 && a[1] == 254) || /* link-local, cloud
+							     metadata */
 		       (a[0] == 172 && (a[1] & 0xf0) == 16) ||
 		       (a[0] == 192 && a[1] == 168) ||
 		       (a[0] == 192 && a[1] == 0 && a[2] == 0) ||
@@ -95,7 +96,8 @@ route_address_is_private(const struct sockaddr *sa)
 			return route_address_is_private(
 				(const struct sockaddr *)&sin);
 		}
-		return IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
+		return IN6_IS_ADDR_UNSPECIFIED(a6) ||
+		       IN6_IS_ADDR_LOOPBACK(a6) ||
 		       IN6_IS_ADDR_LINKLOCAL(a6) || IN6_IS_ADDR_SITELOCAL(a6) ||
 		       IN6_IS_ADDR_MULTICAST(a6) ||
 		       (b[0] & 0xfe) == 0xfc || /* unique local */
@@ -107,7 +109,7 @@ route_address_is_private(const struct sockaddr *sa)
 	return true;
 }
 
-/* ---- JSON building -------------------------------------------------------- */
+/* ---- JSON building ------------------------------------------------------- */
 
 /* A JSON string from bytes that may not be UTF-8. */
 static json_t *
@@ -159,7 +161,8 @@ json_cstr(const char *s)
 static char *
 base64(const void *data, size_t len)
 {
-	size_t n = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
+	size_t n = sodium_base64_encoded_len(len,
+					     sodium_base64_VARIANT_ORIGINAL);
 	char *out = xmalloc(n);
 
 	sodium_bin2base64(out, n, data, len, sodium_base64_VARIANT_ORIGINAL);
@@ -224,21 +227,24 @@ add_addresses(json_t *arr, InternetAddressList *list)
 	int n = list != NULL ? internet_address_list_length(list) : 0;
 
 	for (int i = 0; i < n; i++) {
-		InternetAddress *ia = internet_address_list_get_address(list, i);
+		InternetAddress *ia =
+			internet_address_list_get_address(list, i);
 
 		if (INTERNET_ADDRESS_IS_MAILBOX(ia)) {
-			json_array_append_new(
-				arr,
-				json_pack("{s:o,s:o}", "name",
-					  json_cstr(internet_address_get_name(
-						  ia)),
-					  "address",
-					  json_cstr(internet_address_mailbox_get_addr(
-						  INTERNET_ADDRESS_MAILBOX(
-							  ia)))));
+			InternetAddressMailbox *mb =
+				INTERNET_ADDRESS_MAILBOX(ia);
+			json_t *name = json_cstr(internet_address_get_name(ia));
+			const char *a = internet_address_mailbox_get_addr(mb);
+			json_t *addr = json_cstr(a);
+
+			json_array_append_new(arr,
+					      json_pack("{s:o,s:o}", "name",
+							name, "address", addr));
 		} else if (INTERNET_ADDRESS_IS_GROUP(ia)) {
-			add_addresses(arr, internet_address_group_get_members(
-						   INTERNET_ADDRESS_GROUP(ia)));
+			InternetAddressGroup *g = INTERNET_ADDRESS_GROUP(ia);
+
+			add_addresses(arr,
+				      internet_address_group_get_members(g));
 		}
 	}
 }
@@ -341,24 +347,24 @@ add_parts(json_t *doc, GMimeMessage *m, bool with_attachments)
 			} else if (with_attachments) {
 				char *mime = g_mime_content_type_get_mime_type(
 					ct);
+				const char *fname =
+					g_mime_part_get_filename(part);
+				size_t size;
 				char *b64;
 
 				data = part_content(part, false);
+				size = data != NULL ? data->len : 0;
 				b64 = base64(data != NULL ? data->data
 							  : (guint8 *)"",
-					     data != NULL ? data->len : 0);
+					     size);
 				json_array_append_new(
 					atts,
 					json_pack("{s:o,s:o,s:I,s:s}",
-						  "filename",
-						  json_cstr(g_mime_part_get_filename(
-							  part)),
+						  "filename", json_cstr(fname),
 						  "content_type",
 						  json_cstr(mime), "size",
-						  (json_int_t)(data != NULL
-								       ? data->len
-								       : 0),
-						  "content", b64));
+						  (json_int_t)size, "content",
+						  b64));
 				free(b64);
 				g_free(mime);
 				if (data != NULL)
@@ -395,7 +401,8 @@ static char *
 webhook_body(const struct route_tx *tx, const char *url, const char *msg,
 	     size_t len)
 {
-	json_t *doc = json_object(), *env = json_object(), *rcpts = json_array();
+	json_t *doc = json_object(), *env = json_object();
+	json_t *rcpts = json_array();
 	bool with_attachments = !query_says_false(url, "attachments");
 	bool with_raw = !query_says_false(url, "raw");
 	struct mime_limits limits = {1024 * 1024, MIME_MAX_DEPTH,
@@ -423,10 +430,10 @@ webhook_body(const struct route_tx *tx, const char *url, const char *msg,
 
 		if (m != NULL) {
 			GDateTime *date = g_mime_message_get_date(m);
+			const char *subject = g_mime_message_get_subject(m);
 
 			json_object_set_new(doc, "subject",
-					    json_cstr(g_mime_message_get_subject(
-						    m)));
+					    json_cstr(subject));
 			if (date != NULL) {
 				char out[21];
 
@@ -470,7 +477,7 @@ webhook_body(const struct route_tx *tx, const char *url, const char *msg,
 	return body;
 }
 
-/* ---- the request ------------------------------------------------------- */
+/* ---- the request --------------------------------------------------------- */
 
 static size_t
 discard_body(char *ptr, size_t size, size_t nmemb, void *ctx)
@@ -514,20 +521,22 @@ pin_addresses(struct route *r, CURL *curl, const char *url,
 			goto out;
 		}
 	}
-	sp_buf_printf(&entry, "%s:%s:", host[0] == '[' ? host : host, port);
+	sp_buf_printf(&entry, "%s:%s:", host, port);
 	{
 		bool first = true;
 
 		for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 			char ip[INET6_ADDRSTRLEN];
-			const void *src =
-				ai->ai_family == AF_INET
-					? (const void *)&((struct sockaddr_in *)
-								  ai->ai_addr)
-						  ->sin_addr
-					: (const void *)&((struct sockaddr_in6 *)
-								  ai->ai_addr)
-						  ->sin6_addr;
+			const struct sockaddr_in *sin =
+				(const struct sockaddr_in *)ai->ai_addr;
+			const struct sockaddr_in6 *sin6 =
+				(const struct sockaddr_in6 *)ai->ai_addr;
+			const void *src;
+
+			if (ai->ai_family == AF_INET)
+				src = &sin->sin_addr;
+			else
+				src = &sin6->sin6_addr;
 
 			if (route_address_is_private(ai->ai_addr) &&
 			    !r->set.webhook_allow_private) {

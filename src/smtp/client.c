@@ -98,7 +98,7 @@ result_local(struct smtp_client_result *r, int code, const char *enhanced,
 	result_set(r, code, enhanced, text);
 }
 
-/* ---- I/O ------------------------------------------------------------------- */
+/* ---- I/O ----------------------------------------------------------------- */
 
 static int
 conn_write(struct client_conn *c, const void *data, size_t len)
@@ -250,7 +250,8 @@ conn_read_reply(struct client_conn *c, struct smtp_client_result *r,
 			break;
 	}
 	if (code > 0)
-		result_set(r, code, enhanced, text.data != NULL ? text.data : "");
+		result_set(r, code, enhanced,
+			   text.data != NULL ? text.data : "");
 	sp_buf_deinit(&text);
 	return code;
 }
@@ -328,10 +329,10 @@ fail:
 	return -1;
 }
 
-/* ---- the dialogue ----------------------------------------------------------- */
+/* ---- the dialogue -------------------------------------------------------- */
 
 enum attempt_result {
-	ATTEMPT_DONE,	   /* final answer in the result (accepted or not) */
+	ATTEMPT_DONE,	   /* final answer in the result */
 	ATTEMPT_NEXT_HOST, /* connection-level failure: try another address */
 };
 
@@ -371,7 +372,8 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 	}
 	if (code != 250) {
 		if (code < 0)
-			result_local(r, 0, NULL, "connection lost after greeting");
+			result_local(r, 0, NULL,
+				     "connection lost after greeting");
 		conn_close(&c);
 		return ATTEMPT_NEXT_HOST;
 	}
@@ -382,7 +384,8 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 			c.ssl = SSL_new(client_tls_ctx);
 			SSL_set_fd(c.ssl, c.fd);
 			if (c.pos != c.len || SSL_connect(c.ssl) != 1) {
-				result_local(r, 0, NULL, "TLS handshake failed");
+				result_local(r, 0, NULL,
+					     "TLS handshake failed");
 				ERR_clear_error();
 				conn_close(&c);
 				return ATTEMPT_DONE;
@@ -465,7 +468,7 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 	return ATTEMPT_DONE;
 }
 
-/* ---- routing ---------------------------------------------------------------- */
+/* ---- routing ------------------------------------------------------------- */
 
 struct client_addr {
 	struct sockaddr_storage ss;
@@ -611,7 +614,8 @@ route_domain(const struct smtp_client_options *o, const char *domain,
 		return 0;
 	}
 	if (st == MAILAUTH_DNS_OK) {
-		/* Sort (preference, random) pairs; order[i] = {pref, rnd, i}. */
+		/* Sort by preference, ties in random order:
+		 * order[i] = {pref, rnd, i}. */
 		unsigned (*order)[3] = xcalloc(mx.count, sizeof(*order));
 
 		if (mx.count == 1 && mx.mx_prefs[0] == 0 &&

@@ -162,7 +162,7 @@ tx_reset(struct smtp_session *s)
 	s->rcpt_refused = 0;
 }
 
-/* ---- checks ------------------------------------------------------------------ */
+/* ---- checks -------------------------------------------------------------- */
 
 static bool
 check_helo(struct smtp_session *s, struct smtp_command *c)
@@ -252,7 +252,7 @@ check_any(struct smtp_session *s, struct smtp_command *c)
 	return true;
 }
 
-/* ---- proceeds --------------------------------------------------------------- */
+/* ---- proceeds ------------------------------------------------------------ */
 
 static void
 proceed_helo(struct smtp_session *s, struct smtp_command *c)
@@ -459,7 +459,7 @@ run_command(struct smtp_session *s, const char *line, size_t len)
 	smtp_command_clear(&cmd);
 }
 
-/* ---- delivery ----------------------------------------------------------------- */
+/* ---- delivery ------------------------------------------------------------ */
 
 static void job_done(void *ctx);
 static void job_free(struct smtp_job *job);
@@ -692,7 +692,7 @@ finish_data(struct smtp_session *s)
 	pool_submit(srv, job);
 }
 
-/* ---- input -------------------------------------------------------------------- */
+/* ---- input --------------------------------------------------------------- */
 
 static void
 session_input(struct net_conn *conn, void *ctx)
@@ -801,7 +801,7 @@ server_accept(struct net_conn *conn, void *ctx)
 	smtp_reply(s, "220 %s ESMTP Sealpost", srv->hostname);
 }
 
-/* ---- the forwarder route calls -------------------------------------------- */
+/* ---- the forwarder route calls ------------------------------------------- */
 
 static void
 server_forward(void *ctx, const char *mail_from, const char *rcpt,

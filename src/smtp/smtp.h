@@ -33,7 +33,7 @@
 
 #include "core/core.h"
 
-/* ---- commands (parser.c) ---------------------------------------------- */
+/* ---- commands (parser.c) ------------------------------------------------- */
 
 enum smtp_verb {
 	SMTP_VERB_UNKNOWN,
@@ -95,7 +95,7 @@ void smtp_command_clear(struct smtp_command *cmd);
  * or -1 when there is no '@' or either side is empty. */
 int smtp_address_split(const char *address, char **local_r, char **domain_r);
 
-/* ---- DATA (data.c) ------------------------------------------------------ */
+/* ---- DATA (data.c) ------------------------------------------------------- */
 
 enum smtp_data_error {
 	SMTP_DATA_ERR_NONE,
@@ -136,7 +136,7 @@ bool smtp_data_reader_feed(struct smtp_data_reader *reader, const char *in,
  * terminating "." line is not added. */
 void smtp_data_encode(const char *msg, size_t len, struct sp_buf *out);
 
-/* ---- answer classification (reply.c) --------------------------------- */
+/* ---- answer classification (reply.c) ------------------------------------- */
 
 enum smtp_reply_action {
 	SMTP_REPLY_OK,	   /* 2xx */
@@ -177,7 +177,7 @@ struct smtp_reply_class smtp_reply_classify(int code, const char *enhanced,
 /* "recipient", "mailbox-full", ...: static strings. */
 const char *smtp_reply_category_name(enum smtp_reply_category category);
 
-/* ---- outbound client (client.c) ---------------------------------------- */
+/* ---- outbound client (client.c) ------------------------------------------ */
 
 struct mailauth_dns;
 
@@ -216,7 +216,7 @@ int smtp_client_send(const struct smtp_client_options *options,
 		     size_t len, bool eightbit, bool smtputf8,
 		     struct smtp_client_result *result_r);
 
-/* ---- the MX (server.c) ---------------------------------------------------- */
+/* ---- the MX (server.c) --------------------------------------------------- */
 
 struct net_server;
 struct smtp_server;

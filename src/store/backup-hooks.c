@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int64_t
 hooks_count_messages(sqlite3 *db, const char **error_r)
@@ -42,7 +43,8 @@ store_mailbox_snapshot(struct store_mailbox *mbox,
 	derr = db_open(mbox->path, key, 0, &lock, &dberr);
 	if (derr != DB_OK) {
 		store_set_error(error_r, "snapshot: %s", dberr);
-		return derr == DB_ERR_BADKEY ? STORE_ERR_BADKEY : STORE_ERR_TEMP;
+		return derr == DB_ERR_BADKEY ? STORE_ERR_BADKEY
+					     : STORE_ERR_TEMP;
 	}
 	if (db_begin(lock, &dberr) < 0) {
 		store_set_error(error_r, "snapshot: write lock: %s", dberr);
@@ -60,6 +62,9 @@ store_mailbox_snapshot(struct store_mailbox *mbox,
 		store_set_error(error_r, "snapshot: %s", dberr);
 		goto out;
 	}
+	/* SQLite creates files 0644; the directory is private, the copy is
+	 * made so too. */
+	(void)chmod(dest, 0600);
 	*messages_r = (uint64_t)count;
 	err = STORE_OK;
 out:
@@ -89,7 +94,8 @@ store_snapshot_verify(const char *path, const struct crypto_key *key,
 	derr = db_open(path, key, DB_OPEN_READONLY | DB_OPEN_NO_WAL, &db,
 		       &dberr);
 	if (derr == DB_ERR_BADKEY) {
-		store_set_error(error_r, "the copy does not open with this key");
+		store_set_error(error_r,
+				"the copy does not open with this key");
 		return STORE_ERR_BADKEY;
 	}
 	if (derr == DB_ERR_NOTFOUND) {

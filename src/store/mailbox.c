@@ -83,10 +83,12 @@ store_stmt(struct store_mailbox *mbox, enum store_stmt_id id, const char *sql)
  * Schema version 1. Notes on choices:
  * - messages.header holds the raw header block (blank line included) and
  *   messages.rest the remainder with de-duplicated attachment bodies cut
- *   out; message_parts says where each cut body goes back (offsets into the
- *   whole message), so FETCH reassembles byte for byte.
+ *   out, compressed; message_parts says where each cut body goes back
+ *   (offsets into the whole message), so FETCH reassembles byte for byte.
+ *   messages.text is the decoded text that was indexed, compressed, for
+ *   the exact check behind FTS narrowing (the FTS table is contentless).
  * - The FTS5 table uses the trigram tokenizer so that BODY/TEXT narrowing
- *   has the substring semantics of RFC 3501; detail=column keeps it small
+ *   has the substring semantics of RFC 3501; detail=none keeps it small
  *   (our queries are ANDs of single trigrams, never phrases).
  * - changes is the journal: the newest FLAGS/APPEND entry per message and
  *   every EXPUNGE, so it stays as long as the mailbox plus its expunges.
@@ -122,6 +124,7 @@ static const char *const store_migrations[] = {
 	" envelope TEXT, body TEXT, bodystructure TEXT,"
 	" header BLOB NOT NULL,"
 	" rest BLOB NOT NULL,"
+	" text BLOB NOT NULL,"
 	" UNIQUE(folder_id, uid));"
 	"CREATE INDEX messages_flags ON messages(folder_id, flags);"
 	"CREATE INDEX messages_modseq ON messages(folder_id, modseq);"
@@ -155,7 +158,8 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX changes_folder ON changes(folder_id, modseq);"
 	"CREATE INDEX changes_uid ON changes(folder_id, uid);"
 	"CREATE VIRTUAL TABLE fts USING fts5(subject, addresses, text,"
-	" tokenize='trigram', detail='column');"
+	" tokenize='trigram', detail='none', content='',"
+	" contentless_delete=1);"
 	/* Reference counts follow the parts; the last user of a body frees
 	 * it, and the index entry goes with its message. */
 	"CREATE TRIGGER messages_delete BEFORE DELETE ON messages BEGIN"

@@ -222,7 +222,7 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 	const unsigned char *bytes = raw;
 	struct mime_info *info = NULL;
 	const struct mime_attachment **cuts = NULL;
-	struct sp_buf rest, addresses;
+	struct sp_buf rest, addresses, zrest, ztext;
 	char date[21], *kw = NULL, *sort_subject = NULL;
 	char *sort_from = NULL, *sort_to = NULL, *sort_cc = NULL;
 	const char *perr;
@@ -235,6 +235,8 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 
 	sp_buf_init(&rest);
 	sp_buf_init(&addresses);
+	sp_buf_init(&zrest);
+	sp_buf_init(&ztext);
 	if (len == 0 || mime_parse(raw, len, &info, &perr) < 0) {
 		store_set_error(error_r, "not a message");
 		return STORE_ERR_INVALID;
@@ -268,6 +270,8 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 		pos = cuts[i]->body_offset + cuts[i]->body_len;
 	}
 	sp_buf_append(&rest, bytes + pos, len - pos);
+	store_deflate(rest.data, rest.len, &zrest);
+	store_deflate(info->text, strlen(info->text), &ztext);
 
 	clock_format_iso8601(internal_date != 0 ? internal_date : clock_now(),
 			     date);
@@ -283,9 +287,9 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 		" internal_date, size, sent_date, subject, from_addr, to_addr,"
 		" cc_addr, bcc_addr, reply_to, sender, message_id, in_reply_to,"
 		" refs, sort_subject, sort_from, sort_to, sort_cc, envelope,"
-		" body, bodystructure, header, rest) VALUES(?1, ?2, ?3, ?4, ?5,"
-		" ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-		" ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27);");
+		" body, bodystructure, header, rest, text) VALUES(?1, ?2, ?3,"
+		" ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+		" ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28);");
 	sqlite3_bind_int64(stmt, 1, folder_id);
 	sqlite3_bind_int64(stmt, 2, uid);
 	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)modseq);
@@ -315,7 +319,8 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 	store_bind_opt_text(stmt, 24, info->body);
 	store_bind_opt_text(stmt, 25, info->bodystructure);
 	sqlite3_bind_blob64(stmt, 26, raw, info->header_len, SQLITE_STATIC);
-	sqlite3_bind_blob64(stmt, 27, rest.data, rest.len, SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 27, zrest.data, zrest.len, SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 28, ztext.data, ztext.len, SQLITE_STATIC);
 	if (store_step_done(stmt) < 0) {
 		err = store_db_error(mbox, "append", error_r);
 		goto out;
@@ -408,6 +413,8 @@ out:
 	free(sort_cc);
 	sp_buf_deinit(&rest);
 	sp_buf_deinit(&addresses);
+	sp_buf_deinit(&zrest);
+	sp_buf_deinit(&ztext);
 	mime_info_destroy(&info);
 	return err;
 }
@@ -551,8 +558,8 @@ store_raw_by_id(struct store_mailbox *mbox, int64_t message_id,
 		struct sp_buf *out, const char **error_r)
 {
 	sqlite3_stmt *stmt, *parts;
-	const unsigned char *rest;
-	size_t rest_len, rest_pos = 0, pos;
+	struct sp_buf rest;
+	size_t rest_pos = 0, pos;
 	int rc;
 
 	stmt = store_stmt(mbox, STORE_STMT_GET_RAW,
@@ -569,8 +576,15 @@ store_raw_by_id(struct store_mailbox *mbox, int64_t message_id,
 	}
 	pos = (size_t)sqlite3_column_bytes(stmt, 0);
 	sp_buf_append(out, sqlite3_column_blob(stmt, 0), pos);
-	rest = sqlite3_column_blob(stmt, 1);
-	rest_len = (size_t)sqlite3_column_bytes(stmt, 1);
+	sp_buf_init(&rest);
+	if (store_inflate(sqlite3_column_blob(stmt, 1),
+			  (size_t)sqlite3_column_bytes(stmt, 1), &rest) < 0) {
+		sqlite3_reset(stmt);
+		sp_buf_deinit(&rest);
+		store_set_error(error_r, "message body is damaged");
+		return STORE_ERR_TEMP;
+	}
+	sqlite3_reset(stmt);
 
 	parts = store_stmt(mbox, STORE_STMT_GET_PARTS,
 			   "SELECT p.offset, a.content FROM message_parts p"
@@ -581,17 +595,18 @@ store_raw_by_id(struct store_mailbox *mbox, int64_t message_id,
 		size_t offset = (size_t)sqlite3_column_int64(parts, 0);
 		size_t gap = offset - pos;
 
-		if (offset < pos || rest_pos + gap > rest_len)
+		if (offset < pos || rest_pos + gap > rest.len)
 			break;
-		sp_buf_append(out, rest + rest_pos, gap);
+		sp_buf_append(out, rest.data + rest_pos, gap);
 		rest_pos += gap;
 		sp_buf_append(out, sqlite3_column_blob(parts, 1),
 			      (size_t)sqlite3_column_bytes(parts, 1));
 		pos = offset + (size_t)sqlite3_column_bytes(parts, 1);
 	}
 	sqlite3_reset(parts);
-	sp_buf_append(out, rest + rest_pos, rest_len - rest_pos);
-	sqlite3_reset(stmt);
+	sp_buf_append(out, rest.data + rest_pos, rest.len - rest_pos);
+	explicit_bzero(rest.data, rest.cap);
+	sp_buf_deinit(&rest);
 	if (rc != SQLITE_DONE) {
 		store_set_error(error_r, "message parts are damaged");
 		return STORE_ERR_TEMP;
@@ -894,12 +909,12 @@ store_copy(struct store_mailbox *mbox, int64_t src_folder_id,
 		" internal_date, size, sent_date, subject, from_addr, to_addr,"
 		" cc_addr, bcc_addr, reply_to, sender, message_id, in_reply_to,"
 		" refs, sort_subject, sort_from, sort_to, sort_cc, envelope,"
-		" body, bodystructure, header, rest) SELECT ?1, ?2, ?3, flags,"
-		" keywords, internal_date, size, sent_date, subject, from_addr,"
-		" to_addr, cc_addr, bcc_addr, reply_to, sender, message_id,"
-		" in_reply_to, refs, sort_subject, sort_from, sort_to, sort_cc,"
-		" envelope, body, bodystructure, header, rest FROM messages"
-		" WHERE id = ?4;");
+		" body, bodystructure, header, rest, text) SELECT ?1, ?2, ?3,"
+		" flags, keywords, internal_date, size, sent_date, subject,"
+		" from_addr, to_addr, cc_addr, bcc_addr, reply_to, sender,"
+		" message_id, in_reply_to, refs, sort_subject, sort_from,"
+		" sort_to, sort_cc, envelope, body, bodystructure, header, rest,"
+		" text FROM messages WHERE id = ?4;");
 	parts = db_prepare(mbox->db,
 			   "INSERT INTO message_parts(message_id, offset,"
 			   " attachment_id, length) SELECT ?1, offset,"
@@ -911,10 +926,13 @@ store_copy(struct store_mailbox *mbox, int64_t src_folder_id,
 			  " p.message_id = ?1 AND p.attachment_id ="
 			  " attachments.id) WHERE id IN (SELECT attachment_id"
 			  " FROM message_parts WHERE message_id = ?1);");
+	/* The index is contentless: its columns are rebuilt as append
+	 * wrote them. */
 	fts = db_prepare(mbox->db,
 			 "INSERT INTO fts(rowid, subject, addresses, text)"
-			 " SELECT ?1, subject, addresses, text FROM fts WHERE"
-			 " rowid = ?2;");
+			 " SELECT ?1, coalesce(subject, ''), concat_ws(char(10),"
+			 " from_addr, to_addr, cc_addr, bcc_addr, reply_to, sender),"
+			 " sp_inflate(text) FROM messages WHERE id = ?2;");
 	for (size_t i = 0; i < count; i++) {
 		int64_t new_id;
 

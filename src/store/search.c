@@ -8,6 +8,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <glib.h>
+#include <zlib.h>
 #include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,76 @@ store_sql_header(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_text(ctx, value, -1, free);
 }
 
+void
+store_deflate(const void *data, size_t len, struct sp_buf *out)
+{
+	uLongf zlen = compressBound((uLong)len);
+	unsigned char hdr[4] = {(unsigned char)len, (unsigned char)(len >> 8),
+				(unsigned char)(len >> 16),
+				(unsigned char)(len >> 24)};
+	Bytef *z = xmalloc(zlen);
+
+	SP_ASSERT(len <= UINT32_MAX);
+	/* Level 1: most of the gain for a fraction of the time. */
+	if (compress2(z, &zlen, data, (uLong)len, 1) != Z_OK)
+		core_panic("zlib compress failed");
+	sp_buf_append(out, hdr, sizeof(hdr));
+	sp_buf_append(out, z, zlen);
+	free(z);
+}
+
+int
+store_inflate(const void *blob, size_t len, struct sp_buf *out)
+{
+	const unsigned char *b = blob;
+	uLongf orig, got;
+	Bytef *plain;
+
+	if (len < 4)
+		return -1;
+	orig = (uLongf)b[0] | (uLongf)b[1] << 8 | (uLongf)b[2] << 16 |
+	       (uLongf)b[3] << 24;
+	if (orig == 0)
+		return 0;
+	plain = xmalloc(orig);
+	got = orig;
+	if (uncompress(plain, &got, b + 4, (uLong)(len - 4)) != Z_OK ||
+	    got != orig) {
+		free(plain);
+		return -1;
+	}
+	sp_buf_append(out, plain, got);
+	explicit_bzero(plain, got);
+	free(plain);
+	return 0;
+}
+
+/* sp_inflate(blob): the text of a compressed blob, NULL when damaged. */
+static void
+store_sql_inflate(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct sp_buf buf;
+	size_t len;
+	char *data;
+
+	if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+		sqlite3_result_null(ctx);
+		return;
+	}
+	sp_buf_init(&buf);
+	if (store_inflate(sqlite3_value_blob(argv[0]),
+			  (size_t)sqlite3_value_bytes(argv[0]), &buf) < 0) {
+		sp_buf_deinit(&buf);
+		sqlite3_result_null(ctx);
+		return;
+	}
+	data = sp_buf_steal(&buf, &len);
+	if (data == NULL)
+		sqlite3_result_text(ctx, "", 0, SQLITE_STATIC);
+	else
+		sqlite3_result_text64(ctx, data, len, free, SQLITE_UTF8);
+}
+
 int
 store_sql_functions_register(sqlite3 *db)
 {
@@ -248,6 +319,9 @@ store_sql_functions_register(sqlite3 *db)
 				       NULL) != SQLITE_OK ||
 	    sqlite3_create_function_v2(db, "sp_header", 2, flags, NULL,
 				       store_sql_header, NULL, NULL,
+				       NULL) != SQLITE_OK ||
+	    sqlite3_create_function_v2(db, "sp_inflate", 1, flags, NULL,
+				       store_sql_inflate, NULL, NULL,
 				       NULL) != SQLITE_OK)
 		return -1;
 	return 0;
@@ -451,7 +525,7 @@ store_fts_query(const char *needle)
 		return NULL;
 	chars[n] = needle + strlen(needle);
 	sp_buf_init(&buf);
-	sp_buf_append_str(&buf, "{text} : (");
+	sp_buf_append_str(&buf, "(");
 	step = (n - 2 + 15) / 16;
 	for (size_t i = 0; i + 2 < n; i += step) {
 		if (i > 0)
@@ -480,8 +554,7 @@ store_query_body(struct store_query *q, const char *needle)
 		store_query_bind(q, STORE_BIND_TEXT, 0, match);
 		free(match);
 	}
-	sp_buf_append_str(&q->sql, "sp_icontains((SELECT text FROM fts f"
-				   " WHERE f.rowid = m.id), ?))");
+	sp_buf_append_str(&q->sql, "sp_icontains(sp_inflate(m.text), ?))");
 	store_query_bind(q, STORE_BIND_TEXT, 0, needle);
 }
 
@@ -493,8 +566,7 @@ store_field_column(const char *field)
 	} map[] = {
 		{"subject", "m.subject"}, {"from", "m.from_addr"},
 		{"to", "m.to_addr"},	  {"cc", "m.cc_addr"},
-		{"bcc", "m.bcc_addr"},	  {"body", "(SELECT text FROM fts f"
-					   " WHERE f.rowid = m.id)"},
+		{"bcc", "m.bcc_addr"},	  {"body", "sp_inflate(m.text)"},
 	};
 
 	for (size_t i = 0; i < SP_N_ELEMENTS(map); i++) {

@@ -17,8 +17,8 @@
  * is certainly abandoned. */
 #define STORE_SPOOL_STALE_SECONDS 3600
 
-static char *
-store_spool_dir(const char *data_dir, const char *mailbox_id)
+char *
+store_spool_path(const char *data_dir, const char *mailbox_id)
 {
 	return xasprintf("%s/spool/%s", data_dir, mailbox_id);
 }
@@ -41,7 +41,7 @@ store_spool_seal(const char *data_dir, const char *mailbox_id,
 		store_set_error(error_r, "invalid mailbox id");
 		return -1;
 	}
-	dir = store_spool_dir(data_dir, mailbox_id);
+	dir = store_spool_path(data_dir, mailbox_id);
 	created = !fs_exists(dir);
 	if (fs_mkdir_p(dir, 0700) < 0 ||
 	    (created && fs_fsync_parent(dir) < 0)) {
@@ -136,7 +136,7 @@ store_names_free(char **names, size_t count)
 size_t
 store_spool_count(const char *data_dir, const char *mailbox_id)
 {
-	char *dir = store_spool_dir(data_dir, mailbox_id);
+	char *dir = store_spool_path(data_dir, mailbox_id);
 	size_t count;
 	char **names = store_spool_list(dir, &count);
 
@@ -177,7 +177,7 @@ store_spool_drain(struct store_mailbox *mbox, const unsigned char *public_key,
 		  const struct crypto_key *secret_key, size_t *count_r,
 		  const char **error_r)
 {
-	char *dir = store_spool_dir(mbox->data_dir, mbox->mailbox_id);
+	char *dir = store_spool_path(mbox->data_dir, mbox->mailbox_id);
 	size_t count, moved = 0;
 	char **names = store_spool_list(dir, &count);
 	bool *done = xcalloc(count + 1, sizeof(*done));

@@ -71,6 +71,13 @@ enum store_error store_raw_by_id(struct store_mailbox *mbox,
 				 int64_t message_id, struct sp_buf *out,
 				 const char **error_r);
 
+/* Compressed blobs (messages.rest, messages.text): a 4-byte little-endian
+ * length, then a zlib stream (level 1). Less to encrypt, write and read
+ * back: the cipher's cost scales with the pages touched. */
+void store_deflate(const void *data, size_t len, struct sp_buf *out);
+/* Appends the original bytes to out; -1 when the blob is damaged. */
+int store_inflate(const void *blob, size_t len, struct sp_buf *out);
+
 /* Normalises a folder name ("inbox/x" -> "INBOX/x", trailing '/' dropped)
  * or returns NULL when it is not valid. Caller frees. */
 char *store_folder_name_normalize(const char *name);

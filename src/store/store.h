@@ -176,8 +176,9 @@ enum store_error store_folder_create(struct store_mailbox *mbox,
 				     const char *name,
 				     enum store_special_use special_use,
 				     const char **error_r);
-/* Renames a folder and every folder below it; each gets a new UIDVALIDITY
- * only where RFC 3501 asks (none: the ids stay, messages keep UIDs).
+/* Renames a folder and every folder below it, creating missing parents of
+ * the new name. Ids, UIDVALIDITY and UIDs stay (a name used before gets a
+ * fresh UIDVALIDITY anyway, since every folder creation takes a new one).
  * Renaming INBOX moves its messages into a new folder and leaves INBOX
  * empty, as RFC 3501 says. */
 enum store_error store_folder_rename(struct store_mailbox *mbox,
@@ -479,6 +480,10 @@ int store_spool_seal(const char *data_dir, const char *mailbox_id,
 		     const unsigned char *public_key, const void *raw,
 		     size_t len, const char **error_r);
 
+/* <data_dir>/spool/<mailbox_id>, the directory a session may watch
+ * (inotify) to learn of new mail; the caller frees. */
+char *store_spool_path(const char *data_dir, const char *mailbox_id);
+
 /* Number of files waiting in the spool (0 when none or no spool). */
 size_t store_spool_count(const char *data_dir, const char *mailbox_id);
 
@@ -487,7 +492,8 @@ size_t store_spool_count(const char *data_dir, const char *mailbox_id);
  * one durable transaction, then securely deletes the spool files.
  * *count_r (may be NULL) gets how many were moved. A file that does not
  * open with the key is left in place and reported in the log (never its
- * content). */
+ * content). All or nothing: STORE_ERR_QUOTA when the mail would pass the
+ * limit (nothing moved, the spool kept; a session may go on without it). */
 enum store_error store_spool_drain(struct store_mailbox *mbox,
 				   const unsigned char *public_key,
 				   const struct crypto_key *secret_key,

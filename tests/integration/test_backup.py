@@ -197,7 +197,7 @@ def test_object_bytes_hold_no_canary(box, s3, tmp_path):
     assert CANARY not in out.read_bytes()
     # The temporary copy next to the mailbox is gone.
     assert not [f for f in os.listdir(os.path.dirname(box.mailbox_file()))
-                if f.endswith((".backup", ".restore", ".pre-restore"))]
+                if f.endswith((".backup", ".restore", ".pre-restore", ".lock"))]
 
 
 def test_restore_brings_back_that_moment(box, s3, tmp_path):

@@ -636,3 +636,53 @@ def test_spool_drained_at_login(env):
     subjects = b"".join(d[1] for d in data if isinstance(d, tuple))
     assert b"Quarterly" in subjects and b"With attachment" in subjects
     m.logout()
+
+
+def test_connection_limits_per_ip_and_per_alias(served_sp, serve):
+    sp = served_sp
+    sp.run("domain", "add", "example.test")
+    sp.run("alias", "add", ADDRESS, "--mailbox")
+    password = sp.run("alias", "password", ADDRESS).stdout.decode().strip()
+    server = serve(sp, ["imap", "imaps"], env={
+        "SEALPOST_IMAP_MAX_CONNECTIONS_PER_IP": "3",
+        "SEALPOST_IMAP_MAX_CONNECTIONS_PER_ALIAS": "2",
+    })
+    env_ = Env(sp, server, {ADDRESS: password})
+    a = env_.login()
+    b = env_.login()
+    # A third session of the alias is refused after authentication.
+    c = env_.connect()
+    with pytest.raises(imaplib.IMAP4.error, match="LIMIT"):
+        c.login(ADDRESS, password)
+    # The fourth connection from this IP is refused at once.
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=30)
+    assert sock.makefile("rb").readline().startswith(b"* BYE")
+    sock.close()
+    c.logout()
+    b.logout()
+    # Once a session has ended, the alias may log in again.
+    for _ in range(100):
+        try:
+            d = env_.login()
+            break
+        except imaplib.IMAP4.error:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("login never allowed again")
+    d.logout()
+    a.logout()
+
+
+def test_shutdown_with_sessions_open(served_sp, serve):
+    sp = served_sp
+    sp.run("domain", "add", "example.test")
+    sp.run("alias", "add", ADDRESS, "--mailbox")
+    password = sp.run("alias", "password", ADDRESS).stdout.decode().strip()
+    server = serve(sp, ["imaps"])
+    env_ = Env(sp, server, {ADDRESS: password})
+    m = env_.login()
+    m.select("INBOX")
+    m.send(m._new_tag() + b" IDLE\r\n")
+    assert m.readline().startswith(b"+")
+    server.proc.terminate()
+    assert server.proc.wait(timeout=30) == 0

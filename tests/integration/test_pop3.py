@@ -292,6 +292,24 @@ def test_failed_logins_per_ip_are_limited(served_sp, serve):
     p.quit()
 
 
+def test_control_plane_failure_is_sys_temp(served_sp, serve):
+    passwords = setup_aliases(served_sp)
+    server = serve(served_sp, ["pop3s"])
+    e = Env(served_sp, server, passwords)
+    control = os.path.join(served_sp.data_dir, "control.sqlite")
+    os.chmod(control, 0)  # the server runs unprivileged: it cannot open it
+    try:
+        p = e.connect()
+        p.user(ADDRESS)
+        assert err(p, "PASS " + passwords[ADDRESS]) == \
+            b"-ERR [SYS/TEMP] Temporary failure; try again later."
+        p.quit()
+    finally:
+        os.chmod(control, 0o600)
+    # Not counted as a failed login, and fine again once it opens.
+    e.login().quit()
+
+
 def test_maildrop_lock_in_use(env):
     first = env.login()
     p = env.connect()
@@ -561,6 +579,34 @@ def test_idle_timeout_ends_session_without_update(served_sp, serve):
     p = e.login()
     assert p.stat()[0] == 1
     p.quit()
+
+
+def test_alongside_imap(served_sp, serve):
+    passwords = setup_aliases(served_sp)
+    server = serve(served_sp, ["pop3s", "imaps"])
+    e = Env(served_sp, server, passwords)
+    fill(e, 3)
+    import imaplib
+    p = e.login()
+    m = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=tls_context(), timeout=30)
+    m.login(ADDRESS, passwords[ADDRESS])
+    assert m.select("INBOX")[1] == [b"3"]
+    # IMAP expunges message 1 under POP3's feet: RETR says so, the
+    # session goes on.
+    m.store("1", "+FLAGS", "\\Deleted")
+    m.expunge()
+    assert err(p, "RETR 1") == b"-ERR Message no longer exists."
+    assert p.retr(2)[0].startswith(b"+OK")
+    # POP3's QUIT removes message 3; IMAP sees it go.
+    p.dele(3)
+    assert p.quit() == b"+OK Logging out, messages deleted."
+    typ, data = m.noop()
+    assert typ == "OK"
+    typ, data = m.search(None, "ALL")
+    assert data == [b"1"]
+    typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Message 2" in data[0][1]
+    m.logout()
 
 
 # ---- fetchmail, end to end ----

@@ -296,6 +296,74 @@ def test_pipelining_and_size(mx):
     assert mx.sink.messages == []
 
 
+def test_limits_as_settings(mx):
+    mx.alias("a@ex.test", "--forward", "x@dest.test")
+    mx.alias("b@ex.test", "--forward", "x@dest.test")
+    mx.alias("c@ex.test", "--forward", "x@dest.test")
+    mx.extra_env.update({
+        "SEALPOST_SMTP_MAX_RECIPIENTS": "2",
+        "SEALPOST_SMTP_MAX_LINE_LENGTH": "100",
+        "SEALPOST_SMTP_MAX_MESSAGES_PER_IP_HOUR": "2",
+        "SEALPOST_SMTP_MAX_CONNECTIONS_PER_IP": "2",
+    })
+    mx.start()
+
+    def greeted():
+        # The probe connection of wait_port may still be counted for a
+        # moment after it closed: retry a bounded number of times.
+        for _ in range(200):
+            s = socket.create_connection(("127.0.0.1", mx.port), timeout=30)
+            if s.recv(1024).startswith(b"220"):
+                return s
+            s.close()
+            time.sleep(0.05)
+        raise AssertionError("never greeted")
+
+    first = greeted()
+    second = greeted()
+    with socket.create_connection(("127.0.0.1", mx.port), timeout=30) as third:
+        assert third.recv(1024).startswith(b"421 4.7.0")
+    second.close()
+    first.close()
+    c = None
+    for _ in range(200):
+        try:
+            c = mx.smtp()
+            break
+        except smtplib.SMTPConnectError:
+            time.sleep(0.05)
+    assert c is not None
+    with c:
+        c.ehlo("client.test")
+        assert c.docmd("NOOP " + "x" * 200)[0] == 500
+        assert c.docmd("NOOP")[0] == 250
+        assert c.mail("s@sender.test")[0] == 250
+        assert c.rcpt("a@ex.test")[0] == 250
+        assert c.rcpt("b@ex.test")[0] == 250
+        code, text = c.rcpt("c@ex.test")
+        assert (code, text[:5]) == (452, b"4.5.3")
+        assert c.data(b"Subject: one\r\n\r\nx\r\n")[0] == 250
+        assert c.sendmail("s@sender.test", ["a@ex.test"], b"Subject: two\r\n\r\nx\r\n") == {}
+        code, text = c.mail("s@sender.test")
+        assert (code, text[:5]) == (451, b"4.7.1")
+    # the first message went to x once (a and b share the target)
+    assert len(mx.sink.messages) == 2
+
+
+def test_header_block_cap(mx):
+    mx.alias("a@ex.test", "--forward", "x@dest.test")
+    mx.start()
+    header = b"".join(b"X-Filler-%06d: %s\r\n" % (i, b"y" * 60) for i in range(15000))
+    assert len(header) > 1024 * 1024
+    with mx.smtp() as c:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            c.sendmail("s@sender.test", ["a@ex.test"], header + b"\r\nbody\r\n")
+        assert err.value.smtp_code == 552
+        # the session goes on
+        assert c.sendmail("s@sender.test", ["a@ex.test"], b"Subject: ok\r\n\r\nx\r\n") == {}
+    assert len(mx.sink.messages) == 1
+
+
 # ---- forwarding ----------------------------------------------------------
 
 
@@ -355,6 +423,9 @@ def test_remote_reject_is_550_with_reason(mx):
             c.sendmail("s@sender.test", ["a@ex.test"], b"Subject: x\r\n\r\nbody\r\n")
     assert err.value.smtp_code == 550
     assert b"5.1.1" in err.value.smtp_error and b"User unknown" in err.value.smtp_error
+    # the private forward address is not told to the sender
+    assert b"gone@dest.test" not in err.value.smtp_error
+    assert b"a@ex.test" in err.value.smtp_error
 
 
 def test_partial_failure_retry_no_duplicate(mx):

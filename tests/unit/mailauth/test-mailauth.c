@@ -592,6 +592,11 @@ static const char spf_zone[] =
 	"ptr.test TXT v=spf1 ptr -all\n"
 	"192.0.2.77 PTR host.ptr.test\n"
 	"host.ptr.test A 192.0.2.77\n"
+	"2001:db8:0::77 PTR other.test\n"
+	"2001:db8::77 PTR host6.ptr.test\n"
+	"host6.ptr.test AAAA 2001:db8::77\n"
+	"2001:db8::78 PTR host7.ptr.test\n"
+	"host7.ptr.test AAAA 2001:db8::79\n"
 	"void.test TXT v=spf1 a:n1.void.test a:n2.void.test "
 	"a:n3.void.test +all\n"
 	"void2.test TXT v=spf1 a:n1.void.test a:n2.void.test +all\n"
@@ -646,6 +651,8 @@ test_spf_basic(void **state)
 	CHECK("192.0.2.5", "x@unknown.test", MAILAUTH_NONE);
 	CHECK("192.0.2.5", "x@redir.test", MAILAUTH_PASS);
 	CHECK("192.0.2.77", "x@ptr.test", MAILAUTH_PASS);
+	CHECK("2001:db8::77", "x@ptr.test", MAILAUTH_PASS);
+	CHECK("2001:db8::78", "x@ptr.test", MAILAUTH_FAIL);
 	CHECK("192.0.2.78", "x@ptr.test", MAILAUTH_FAIL);
 	CHECK("192.0.2.5", "x@bad.test", MAILAUTH_PERMERROR);
 	CHECK("192.0.2.5", "x@void2.test", MAILAUTH_PASS);
@@ -772,6 +779,22 @@ test_dmarc(void **state)
 	org = mailauth_org_domain("Mail.Example.ORG.");
 	assert_string_equal(org, "example.org");
 	free(org);
+	org = mailauth_org_domain("org");
+	assert_string_equal(org, "org");
+	free(org);
+	if (fs_exists("/usr/share/publicsuffix/public_suffix_list.dat")) {
+		/* Wildcard (*.ck) and exception (!www.ck) rules, and a
+		 * private-section suffix. */
+		org = mailauth_org_domain("a.b.foo.ck");
+		assert_string_equal(org, "b.foo.ck");
+		free(org);
+		org = mailauth_org_domain("a.www.ck");
+		assert_string_equal(org, "www.ck");
+		free(org);
+		org = mailauth_org_domain("x.someone.github.io");
+		assert_string_equal(org, "someone.github.io");
+		free(org);
+	}
 	assert_true(mailauth_dmarc_aligned("mail.example.org", "example.org",
 					   false));
 	assert_false(mailauth_dmarc_aligned("mail.example.org", "example.org",

@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -47,7 +48,7 @@ fake_forward(void *ctx, const char *mail_from, const char *rcpt,
 	if (a->action == ROUTE_ANSWER_REJECT) {
 		a->code = 550;
 		str_copy(a->enhanced, "5.1.1", sizeof(a->enhanced));
-		str_copy(a->text, "user unknown", sizeof(a->text));
+		snprintf(a->text, sizeof(a->text), "<%s>: user unknown", rcpt);
 	} else if (a->action == ROUTE_ANSWER_DEFER) {
 		a->code = 451;
 		str_copy(a->enhanced, "4.2.0", sizeof(a->enhanced));
@@ -206,7 +207,8 @@ test_partial_failure_retry(void **state)
 	route_deliver(r, tx, msg, strlen(msg), &res);
 	assert_int_equal(res.outcome, ROUTE_PERMFAIL);
 	assert_int_equal(res.code, 550);
-	assert_string_equal(res.text, "5.1.1 user unknown");
+	/* ... without the private forward address */
+	assert_string_equal(res.text, "5.1.1 <a@ex.example>: user unknown");
 	route_tx_destroy(&tx);
 	route_destroy(&r);
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- command parser ---------------------------------------------------- */
+/* ---- command parser ------------------------------------------------------ */
 
 static enum smtp_parse_result
 parse(const char *line, struct smtp_command *cmd)
@@ -127,7 +127,7 @@ test_address_split(void **state)
 	assert_int_equal(smtp_address_split("x@", &l, &d), -1);
 }
 
-/* ---- DATA reader ----------------------------------------------------------- */
+/* ---- DATA reader --------------------------------------------------------- */
 
 static size_t last_content_len;
 
@@ -303,7 +303,7 @@ test_data_encode_roundtrip(void **state)
 	sp_buf_deinit(&out);
 }
 
-/* ---- classification ------------------------------------------------- */
+/* ---- classification ------------------------------------------------------ */
 
 struct reply_case {
 	int code;
