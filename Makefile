@@ -7,7 +7,7 @@ DEMO_DATA  ?= demo-data
 PYTHON     ?= /usr/bin/python3
 SQLITE3MC  := third_party/sqlite3mc/sqlite3.c
 
-.PHONY: all deps build run test unit check-asan integration bench bench-store clean
+.PHONY: all deps build run test unit check-asan integration bench bench-store bench-smtp clean
 
 all: build
 
@@ -55,6 +55,10 @@ bench: bench-store
 
 bench-store: build
 	@$(BUILD)/bench/store-bench
+
+# Sealpost's MX versus a private Postfix instance (installs postfix).
+bench-smtp: build
+	@$(PYTHON) bench/smtp.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

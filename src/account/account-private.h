@@ -55,6 +55,13 @@ int account_domain_get_id(struct account_db *db, int64_t id,
 			  struct account_domain **domain_r,
 			  const char **error_r);
 
+/* dkim.c */
+/* Makes the signing keys domain_id lacks (rotate: replaces every one),
+ * inside the caller's transaction. */
+enum account_error account_dkim_generate_in_tx(struct account_db *db,
+					       int64_t domain_id, bool rotate,
+					       const char **error_r);
+
 /* alias.c */
 /* Loads one alias, with targets and domain, by row id. 1/0/-1. */
 int account_alias_load(struct account_db *db, int64_t id,

@@ -40,6 +40,7 @@
 #define SEALPOST_ACCOUNT_H
 
 #include "crypto/crypto.h"
+#include "mailauth/mailauth.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -84,6 +85,16 @@ enum account_error account_db_open(const char *data_dir, int flags,
 				   const char **error_r);
 /* Closes; NULLs the pointer; accepts NULL. */
 void account_db_close(struct account_db **db);
+/* The calling thread's own handle on <data_dir>/control.sqlite, opened on
+ * first use and closed by a pthread key destructor when the thread exits
+ * (protocol workers use it so a login costs no open). The thread owns it:
+ * never close it, never pass it to another thread. NULL with *error_r on
+ * failure (the next call tries again). One data_dir per process. */
+struct account_db *account_db_thread(const char *data_dir,
+				     const char **error_r);
+/* How many handles are open in the process (account_db_open minus
+ * account_db_close), for tests and diagnostics. */
+size_t account_db_open_handles(void);
 
 /* ---- Names ---- */
 
@@ -113,6 +124,7 @@ struct account_domain {
 	unsigned char webhook_key[ACCOUNT_WEBHOOK_KEY_BYTES]; /* HMAC-SHA256 */
 	time_t created;
 	size_t alias_count;
+	bool dkim_ed25519; /* sign with the Ed25519 key too (a second sig) */
 };
 
 /* Frees; NULLs the pointer; accepts NULL. */
@@ -147,6 +159,56 @@ enum account_error account_domain_remove(struct account_db *db,
 					 const char *name, bool force,
 					 account_mailbox_removed_func *removed,
 					 void *context, const char **error_r);
+
+/* ---- DKIM and ARC signing keys ---- */
+
+/* Each domain has one RSA 2048 key (DKIM, and ARC seals on forwards, which
+ * RFC 8617 allows RSA only) and one Ed25519 key (RFC 8463, a second DKIM
+ * signature when the domain's dkim_ed25519 is on). account_domain_add makes
+ * both; a domain from before keys existed gets them from
+ * account_dkim_generate (the MX does that on first need). Selectors are
+ * "sp<yyyymm>" for RSA and "sp<yyyymm>e" for Ed25519, from the month the
+ * key was made, with "-2", "-3"... when a rotation in the same month would
+ * reuse the selector of the key it replaces. The private key is stored as
+ * PKCS#8 PEM inside the encrypted control database. */
+struct account_dkim_key {
+	enum mailauth_key_type type;
+	char *selector;
+	struct mailauth_key *key; /* the private key */
+	time_t created;
+};
+
+/* Frees; NULLs the pointer; accepts NULL. */
+void account_dkim_key_free(struct account_dkim_key **key);
+void account_dkim_key_list_free(struct account_dkim_key ***keys,
+				size_t count);
+
+/* Makes the keys `domain` lacks; with `rotate`, replaces both with new
+ * ones under new selectors (the old private keys are deleted at once:
+ * publish the new records before mail signed with them goes out, and keep
+ * the old ones in DNS a few days for mail in flight). */
+enum account_error account_dkim_generate(struct account_db *db,
+					 const char *domain, bool rotate,
+					 const char **error_r);
+/* The domain's key of one type: 1 and *key_r (caller frees), 0 when the
+ * domain or its key of that type does not exist, -1 on error. */
+int account_dkim_key_get(struct account_db *db, const char *domain,
+			 enum mailauth_key_type type,
+			 struct account_dkim_key **key_r, const char **error_r);
+/* Every key of the domain, RSA first; an unknown domain is
+ * ACCOUNT_ERR_NOTFOUND. The caller frees with account_dkim_key_list_free. */
+enum account_error account_dkim_key_list(struct account_db *db,
+					 const char *domain,
+					 struct account_dkim_key ***keys_r,
+					 size_t *count_r, const char **error_r);
+/* Turns the second (Ed25519) signature on or off. */
+enum account_error account_domain_set_dkim_ed25519(struct account_db *db,
+						   const char *domain,
+						   bool enabled,
+						   const char **error_r);
+/* The selector a key of `type` made at `when` gets: "sp202611" or
+ * "sp202611e" (UTC month); caller frees. */
+char *account_dkim_selector(enum mailauth_key_type type, time_t when);
 
 struct account_owner {
 	char *name;

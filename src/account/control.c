@@ -4,12 +4,16 @@
 #include "conf/conf.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 static _Thread_local char account_error_buf[512];
+/* Handles open in the process: lets tests (and leak hunts) prove that
+ * per-thread handles are closed when their threads end. */
+static atomic_size_t account_db_handles;
 
 /* Kinds are stored as words so the file reads plainly in a debugger;
  * local_lc is the compared form (see account_name). Credentials are NULL
@@ -58,6 +62,19 @@ static const char *const account_migrations[] = {
 	"  created INTEGER NOT NULL);"
 	"CREATE INDEX alias_creations_domain "
 	"  ON alias_creations(domain_id, created);",
+	/* 2: per-domain DKIM/ARC signing keys, one per algorithm, as PKCS#8
+	 * PEM (the file is encrypted); dkim_ed25519 turns on the second
+	 * (Ed25519) signature. */
+	"ALTER TABLE domains ADD COLUMN dkim_ed25519 INTEGER NOT NULL "
+	"  DEFAULT 0;"
+	"CREATE TABLE dkim_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,"
+	"  algorithm TEXT NOT NULL CHECK (algorithm IN ('rsa', 'ed25519')),"
+	"  selector TEXT NOT NULL,"
+	"  private_key BLOB NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  UNIQUE (domain_id, algorithm));",
 };
 
 const char *
@@ -162,6 +179,7 @@ account_db_open(const char *data_dir, int flags, struct account_db **db_r,
 	}
 	*db_r = xcalloc(1, sizeof(**db_r));
 	(*db_r)->db = sq;
+	atomic_fetch_add(&account_db_handles, 1);
 	ret = ACCOUNT_OK;
 out:
 	crypto_key_destroy(&key);
@@ -178,4 +196,11 @@ account_db_close(struct account_db **db)
 	db_close(&(*db)->db);
 	free(*db);
 	*db = NULL;
+	atomic_fetch_sub(&account_db_handles, 1);
+}
+
+size_t
+account_db_open_handles(void)
+{
+	return atomic_load(&account_db_handles);
 }

@@ -12,7 +12,8 @@
 #define DOMAIN_COLUMNS                                                         \
 	"d.id, d.name, o.name, o.quota_bytes, d.verify_token, "                \
 	"d.retention_days, d.quota_bytes, d.webhook_key, d.created, "          \
-	"(SELECT count(*) FROM aliases a WHERE a.domain_id = d.id) "           \
+	"(SELECT count(*) FROM aliases a WHERE a.domain_id = d.id), "         \
+	"d.dkim_ed25519 "                                                      \
 	"FROM domains d JOIN owners o ON o.id = d.owner_id "
 
 static struct account_domain *
@@ -34,6 +35,7 @@ domain_from_row(sqlite3_stmt *stmt)
 		memcpy(d->webhook_key, key, ACCOUNT_WEBHOOK_KEY_BYTES);
 	d->created = (time_t)sqlite3_column_int64(stmt, 8);
 	d->alias_count = (size_t)sqlite3_column_int64(stmt, 9);
+	d->dkim_ed25519 = sqlite3_column_int(stmt, 10) != 0;
 	return d;
 }
 
@@ -270,6 +272,12 @@ account_domain_add(struct account_db *db, const char *name, const char *owner,
 		ret = account_db_fail(db, "add domain", error_r);
 		goto fail;
 	}
+	/* Its signing keys come with it, so its DNS records are complete
+	 * from the first `domain dns`. */
+	ret = account_dkim_generate_in_tx(db, sqlite3_last_insert_rowid(db->db),
+					  false, error_r);
+	if (ret != ACCOUNT_OK)
+		goto fail;
 	if (db_commit(db->db, error_r) < 0) {
 		ret = ACCOUNT_ERR_TEMP;
 		goto fail;

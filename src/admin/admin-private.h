@@ -57,6 +57,8 @@ admin_cmd_func admin_cmd_domain_list;
 admin_cmd_func admin_cmd_domain_show;
 admin_cmd_func admin_cmd_domain_remove;
 admin_cmd_func admin_cmd_domain_dns;
+admin_cmd_func admin_cmd_domain_rotate_dkim;
+admin_cmd_func admin_cmd_domain_dkim_ed25519;
 admin_cmd_func admin_cmd_alias_add;
 admin_cmd_func admin_cmd_alias_list;
 admin_cmd_func admin_cmd_alias_show;

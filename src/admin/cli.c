@@ -34,6 +34,12 @@ static const struct admin_command admin_commands[] = {
 	{"domain dns", "DOMAIN",
 	 "print the domain's DNS records as zone-file lines",
 	 admin_cmd_domain_dns},
+	{"domain rotate-dkim", "DOMAIN",
+	 "replace the domain's DKIM keys with new ones under new selectors",
+	 admin_cmd_domain_rotate_dkim},
+	{"domain dkim-ed25519", "DOMAIN on|off",
+	 "add (or stop adding) a second, Ed25519 DKIM signature",
+	 admin_cmd_domain_dkim_ed25519},
 	{"alias add", "ADDRESS [--mailbox] [--forward ADDR]... "
 		      "[--webhook URL]... [--quota BYTES] [--pgp-key FILE] "
 		      "[--disabled]",

@@ -128,6 +128,7 @@ domain_json(const struct account_domain *d, bool full)
 			    json_integer(d->retention_days));
 	json_object_set_new(o, "quota_bytes", json_integer(d->quota_bytes));
 	json_object_set_new(o, "created", json_string(created));
+	json_object_set_new(o, "dkim_ed25519", json_boolean(d->dkim_ed25519));
 	if (full) {
 		char key[2 * ACCOUNT_WEBHOOK_KEY_BYTES + 1];
 
@@ -313,6 +314,8 @@ admin_cmd_domain_show(struct admin_ctx *ctx, int argc, char **argv)
 		printf("retention: %d days\n", d->retention_days);
 		printf("quota: %s\n", quota_text(d->quota_bytes, q2));
 		printf("verification token: %s\n", d->verify_token);
+		printf("second DKIM signature (Ed25519): %s\n",
+		       d->dkim_ed25519 ? "on" : "off");
 		printf("webhook signing key: %s\n", key);
 		printf("created: %s\n", created);
 		explicit_bzero(key, sizeof(key));
@@ -356,6 +359,100 @@ admin_cmd_domain_remove(struct admin_ctx *ctx, int argc, char **argv)
 	return ADMIN_EXIT_OK;
 }
 
+/* One TXT record in zone-file syntax: strings of at most 255 bytes. */
+static void
+print_txt(const char *name, const char *value)
+{
+	size_t len = strlen(value);
+
+	printf("%s.\t3600\tIN\tTXT\t", name);
+	for (size_t off = 0; off < len; off += 255)
+		printf("%s\"%.*s\"", off > 0 ? " " : "",
+		       (int)(len - off > 255 ? 255 : len - off), value + off);
+	putchar('\n');
+}
+
+/* The selector records of the domain's signing keys, made first when a
+ * domain from before keys existed has none. */
+static int
+print_dkim_records(struct account_db *db, const struct account_domain *d)
+{
+	struct account_dkim_key **keys = NULL;
+	size_t count = 0;
+	const char *error;
+
+	if (account_dkim_generate(db, d->name, false, &error) != ACCOUNT_OK ||
+	    account_dkim_key_list(db, d->name, &keys, &count, &error) !=
+		    ACCOUNT_OK)
+		return admin_fail("%s", error);
+	for (size_t i = 0; i < count; i++) {
+		char *name = xasprintf("%s._domainkey.%s", keys[i]->selector,
+				       d->name);
+		char *record = mailauth_key_dns_record(keys[i]->key);
+
+		if (keys[i]->type == MAILAUTH_KEY_ED25519)
+			printf("; Ed25519 key: a second signature when "
+			       "dkim-ed25519 is on (%s)\n",
+			       d->dkim_ed25519 ? "now on" : "now off");
+		else
+			printf("; RSA key: DKIM signatures and ARC seals\n");
+		print_txt(name, record);
+		free(name);
+		free(record);
+	}
+	account_dkim_key_list_free(&keys, count);
+	return ADMIN_EXIT_OK;
+}
+
+int
+admin_cmd_domain_rotate_dkim(struct admin_ctx *ctx, int argc, char **argv)
+{
+	struct account_db *db;
+	struct account_domain *d;
+	const char *error;
+	int ret = one_domain(ctx, argc, argv, &db, &d);
+
+	if (ret != ADMIN_EXIT_OK)
+		return ret;
+	if (account_dkim_generate(db, d->name, true, &error) != ACCOUNT_OK) {
+		ret = admin_fail("%s", error);
+	} else {
+		fprintf(stderr,
+			"sealpost: new DKIM keys for %s; publish them "
+			"(sealpost domain dns %s) and keep the old selector "
+			"records a few days for mail in flight\n",
+			d->name, d->name);
+		ret = print_dkim_records(db, d);
+	}
+	account_domain_free(&d);
+	account_db_close(&db);
+	return ret;
+}
+
+int
+admin_cmd_domain_dkim_ed25519(struct admin_ctx *ctx, int argc, char **argv)
+{
+	struct account_db *db;
+	struct account_domain *d;
+	const char *error;
+	bool on;
+	int ret;
+
+	if (argc != 2 || (strcmp(argv[1], "on") != 0 &&
+			  strcmp(argv[1], "off") != 0))
+		return admin_usage(ctx, "DOMAIN on|off");
+	on = strcmp(argv[1], "on") == 0;
+	ret = one_domain(ctx, 1, argv, &db, &d);
+	if (ret != ADMIN_EXIT_OK)
+		return ret;
+	if (account_domain_set_dkim_ed25519(db, d->name, on, &error) !=
+	    ACCOUNT_OK)
+		ret = admin_fail("%s", error);
+	account_domain_free(&d);
+	account_db_close(&db);
+	return ret;
+}
+
 int
 admin_cmd_domain_dns(struct admin_ctx *ctx, int argc, char **argv)
 {
@@ -370,9 +467,6 @@ admin_cmd_domain_dns(struct admin_ctx *ctx, int argc, char **argv)
 		str_copy(host, conf_str("hostname"), sizeof(host));
 	else if (gethostname(host, sizeof(host) - 1) < 0)
 		str_copy(host, "localhost", sizeof(host));
-	/* DKIM comes with submission (issue 3): its selector record is added
-	 * here once domains have signing keys; nothing is printed for it
-	 * until then. */
 	printf("; DNS records for %s\n", d->name);
 	printf("%s.\t3600\tIN\tMX\t10 %s.\n", d->name, host);
 	printf("%s.\t3600\tIN\tTXT\t\"v=spf1 mx -all\"\n", d->name);
@@ -381,6 +475,7 @@ admin_cmd_domain_dns(struct admin_ctx *ctx, int argc, char **argv)
 	       d->name);
 	printf("_sealpost.%s.\t3600\tIN\tTXT\t\"sealpost-verification=%s\"\n",
 	       d->name, d->verify_token);
+	ret = print_dkim_records(db, d);
 	account_domain_free(&d);
 	account_db_close(&db);
 	return ADMIN_EXIT_OK;

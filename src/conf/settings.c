@@ -90,6 +90,9 @@ const struct conf_setting conf_settings[] = {
 	{"webhook_timeout_seconds", CONF_INT, "30", "webhook request timeout"},
 	{"outbound_timeout_seconds", CONF_INT, "120",
 	 "outbound SMTP: timeout of each step (connect, each reply)"},
+	{"dns_resolver", CONF_STRING, "",
+	 "DNS server (ip or ip@port) for MX look-ups and SPF/DKIM/DMARC/ARC "
+	 "(empty: /etc/resolv.conf)"},
 
 	/* Inbound SMTP (MX). */
 	{"smtp_max_message_size", CONF_INT, "52428800",

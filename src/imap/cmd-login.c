@@ -18,42 +18,18 @@ struct login_ctx {
 	uint64_t quota;
 };
 
-/* One control-plane handle per worker thread, opened on first use and
- * closed when the thread ends (the key's destructor). */
-static pthread_key_t adb_key;
-static pthread_once_t adb_once = PTHREAD_ONCE_INIT;
-
-static void
-adb_close(void *adb)
-{
-	struct account_db *db = adb;
-
-	account_db_close(&db);
-}
-
-static void
-adb_key_create(void)
-{
-	if (pthread_key_create(&adb_key, adb_close) != 0)
-		core_panic("pthread_key_create failed");
-}
-
+/* The worker thread's control-plane handle (closed when the thread ends,
+ * see account_db_thread). */
 struct account_db *
 imap_account_db(void)
 {
 	struct account_db *adb;
 	const char *error;
 
-	pthread_once(&adb_once, adb_key_create);
-	adb = pthread_getspecific(adb_key);
-	if (adb != NULL)
-		return adb;
-	if (account_db_open(conf_data_dir(), 0, &adb, &error) != ACCOUNT_OK) {
+	adb = account_db_thread(conf_data_dir(), &error);
+	if (adb == NULL)
 		log_error(NULL, "imap: cannot open the control plane: %s",
 			  error);
-		return NULL;
-	}
-	pthread_setspecific(adb_key, adb);
 	return adb;
 }
 

@@ -30,45 +30,19 @@ struct open_ctx {
 	size_t count;
 };
 
-/* One control-plane handle per worker thread, opened on first use and
- * closed when the thread ends (the key's destructor). */
-static __thread struct account_db *thread_adb;
-static pthread_key_t adb_key;
-static pthread_once_t adb_once = PTHREAD_ONCE_INIT;
-
-static void
-adb_thread_end(void *adb)
-{
-	struct account_db *db = adb;
-
-	account_db_close(&db);
-	thread_adb = NULL;
-}
-
-static void
-adb_key_create(void)
-{
-	if (pthread_key_create(&adb_key, adb_thread_end) != 0)
-		core_panic("pthread_key_create failed");
-}
-
+/* The worker thread's control-plane handle (closed when the thread ends,
+ * see account_db_thread). */
 struct account_db *
 pop3_account_db(void)
 {
+	struct account_db *adb;
 	const char *error;
 
-	if (thread_adb != NULL)
-		return thread_adb;
-	pthread_once(&adb_once, adb_key_create);
-	if (account_db_open(conf_data_dir(), 0, &thread_adb, &error) !=
-	    ACCOUNT_OK) {
+	adb = account_db_thread(conf_data_dir(), &error);
+	if (adb == NULL)
 		log_error(NULL, "pop3: cannot open the control plane: %s",
 			  error);
-		thread_adb = NULL;
-		return NULL;
-	}
-	pthread_setspecific(adb_key, thread_adb);
-	return thread_adb;
+	return adb;
 }
 
 static char *

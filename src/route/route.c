@@ -426,6 +426,179 @@ forward_sender(struct route *r, const struct route_tx *tx,
 	return rewritten;
 }
 
+/* ---- ARC on forwarded copies -------------------------------------------- */
+
+/* The resolver used when the router has none: every look-up fails
+ * temporarily, so each result is temperror (and the seal still happens). */
+static enum mailauth_dns_status
+dns_down_txt(void *context, const char *name, struct mailauth_dns_reply *r)
+{
+	return MAILAUTH_DNS_TEMPFAIL;
+}
+
+static enum mailauth_dns_status
+dns_down_addr(void *context, const char *name, int family,
+	      struct mailauth_dns_reply *r)
+{
+	return MAILAUTH_DNS_TEMPFAIL;
+}
+
+static enum mailauth_dns_status
+dns_down_ptr(void *context, const struct mailauth_ip *ip,
+	     struct mailauth_dns_reply *r)
+{
+	return MAILAUTH_DNS_TEMPFAIL;
+}
+
+static const struct mailauth_dns_vfuncs dns_down_vfuncs = {
+	.txt = dns_down_txt,
+	.addr = dns_down_addr,
+	.mx = dns_down_txt,
+	.ptr = dns_down_ptr,
+};
+
+static struct mailauth_dns dns_down = {&dns_down_vfuncs, NULL};
+
+/* What one delivery learnt about the inbound message and the keys it
+ * sealed with; filled on the first forward only. */
+struct route_auth {
+	bool verified;
+	char *results; /* the AAR's results part */
+	enum mailauth_result chain;
+	unsigned chain_instances;
+	/* The keys loaded so far, keys[i] of domains[i] (a failed load is
+	 * not remembered). */
+	struct account_dkim_key **keys;
+	char **domains;
+	size_t key_count;
+};
+
+static void
+auth_verify(struct route *r, const struct route_tx *tx, const char *msg,
+	    size_t len, struct route_auth *auth)
+{
+	struct mailauth_spf_request req;
+	struct mailauth_verdict *v;
+
+	if (auth->verified)
+		return;
+	auth->verified = true;
+	memset(&req, 0, sizeof(req));
+	if (mailauth_ip_parse(tx->remote_ip, &req.ip) < 0)
+		req.ip.family = AF_INET; /* 0.0.0.0 matches no record */
+	req.helo = tx->helo;
+	req.mail_from = tx->mail_from;
+	req.receiver = r->hostname;
+	v = mailauth_verify_message(r->set.dns != NULL ? r->set.dns
+						       : &dns_down,
+				    &req, msg, len);
+	auth->results = mailauth_verdict_format(v);
+	/* cv= knows none, pass and fail; a chain we could not check
+	 * (temperror) is not one we vouch for. */
+	auth->chain = v->arc.result == MAILAUTH_NONE   ? MAILAUTH_NONE
+		      : v->arc.result == MAILAUTH_PASS ? MAILAUTH_PASS
+						       : MAILAUTH_FAIL;
+	auth->chain_instances = v->arc.instances;
+	mailauth_verdict_free(&v);
+}
+
+static void
+auth_clear(struct route_auth *auth)
+{
+	free(auth->results);
+	for (size_t i = 0; i < auth->key_count; i++)
+		free(auth->domains[i]);
+	free(auth->domains);
+	account_dkim_key_list_free(&auth->keys, auth->key_count);
+}
+
+/* The domain's RSA key, made now for a domain from before keys existed;
+ * NULL when the control plane fails. Owned by auth. */
+static const struct account_dkim_key *
+auth_key(struct route *r, struct route_auth *auth, const char *domain)
+{
+	struct account_dkim_key *key = NULL;
+	struct account_db *db;
+	const char *error = NULL;
+	int ret;
+
+	for (size_t i = 0; i < auth->key_count; i++) {
+		if (strcasecmp(auth->domains[i], domain) == 0)
+			return auth->keys[i];
+	}
+	db = db_get(r);
+	if (db == NULL)
+		return NULL;
+	ret = account_dkim_key_get(db, domain, MAILAUTH_KEY_RSA, &key, &error);
+	if (ret == 0 && account_dkim_generate(db, domain, false, &error) ==
+				ACCOUNT_OK)
+		ret = account_dkim_key_get(db, domain, MAILAUTH_KEY_RSA, &key,
+					   &error);
+	if (ret < 0) {
+		account_db_close(&db);
+	} else {
+		db_put(r, db);
+	}
+	if (ret <= 0) {
+		log_warn(NULL, "route: no ARC key: %s",
+			 error != NULL ? error : "none");
+		return NULL;
+	}
+	auth->keys = xrealloc(auth->keys,
+			      (auth->key_count + 1) * sizeof(*auth->keys));
+	auth->domains = xrealloc(auth->domains, (auth->key_count + 1) *
+							sizeof(*auth->domains));
+	auth->domains[auth->key_count] = xstrdup(domain);
+	auth->keys[auth->key_count++] = key;
+	return key;
+}
+
+/* Prepends the ARC set of our hop to a forwarded copy. On failure the copy
+ * goes out unsealed: a missing seal costs the receiver's trust in our
+ * results, a refused forward would cost the message. */
+static void
+arc_seal_copy(struct route *r, const struct route_tx *tx,
+	      const struct route_target *t, const char *msg, size_t len,
+	      struct route_auth *auth, struct sp_buf *copy)
+{
+	const char *at = strrchr(t->original_rcpt, '@');
+	const char *domain = t->alias != NULL ? t->alias->domain->name
+				: at != NULL  ? at + 1
+					      : NULL;
+	const struct account_dkim_key *key;
+	struct mailauth_arc_seal_params p;
+	struct sp_buf sealed;
+	char *headers = NULL;
+	const char *error;
+
+	if (domain == NULL)
+		return;
+	auth_verify(r, tx, msg, len, auth);
+	key = auth_key(r, auth, domain);
+	if (key == NULL)
+		return;
+	memset(&p, 0, sizeof(p));
+	p.domain = domain;
+	p.selector = key->selector;
+	p.key = key->key;
+	p.authserv_id = r->hostname;
+	p.results = auth->results;
+	p.chain = auth->chain;
+	p.chain_instances = auth->chain_instances;
+	if (mailauth_arc_seal(&p, copy->data, copy->len, &headers, &error) <
+	    0) {
+		log_warn(NULL, "route: ARC seal failed: %s", error);
+		return;
+	}
+	sp_buf_init(&sealed);
+	sp_buf_append_str(&sealed, headers);
+	sp_buf_append(&sealed, copy->data, copy->len);
+	free(headers);
+	sodium_memzero(copy->data, copy->cap);
+	sp_buf_deinit(copy);
+	*copy = sealed;
+}
+
 static void
 fingerprint(const struct route_tx *tx, const char *msg, size_t len,
 	    unsigned char out[32])
@@ -471,8 +644,10 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 {
 	unsigned char fp[32];
 	struct route_answer first_reject = {0}, first_defer = {0};
+	struct route_auth auth;
 
 	memset(res, 0, sizeof(*res));
+	memset(&auth, 0, sizeof(auth));
 	if (msg == NULL)
 		msg = ""; /* an empty message */
 	fingerprint(tx, msg, len, fp);
@@ -509,8 +684,7 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 
 			sp_buf_init(&copy);
 			forward_copy(r, tx, t, msg, len, &copy);
-			/* No ARC set yet: sealing needs a per-domain signing
-			 * key, which the control plane does not hold yet. */
+			arc_seal_copy(r, tx, t, msg, len, &auth, &copy);
 			r->set.forward(r->set.forward_ctx, sender, t->value,
 				       copy.data, copy.len, tx->eightbit,
 				       tx->smtputf8, &a);
@@ -537,6 +711,7 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 			break;
 		}
 	}
+	auth_clear(&auth);
 	if (res->deferred > 0) {
 		res->outcome = ROUTE_TEMPFAIL;
 		res->code = 451;

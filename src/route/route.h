@@ -7,10 +7,14 @@
  * the answers in a struct route_tx, then, after DATA,
  * route_deliver() on a worker thread. route_deliver() tries every target of
  * every accepted recipient once, de-duplicated:
- *   forward  - the message, with Received and X-Original-To prepended and
- *              the envelope sender rewritten with SRS, is handed to the
- *              forward function the caller supplies (the SMTP client, which
- *              sits above this module), in memory only;
+ *   forward  - the message, with Received and X-Original-To prepended,
+ *              sealed with an ARC set (RFC 8617) by the RSA key of the
+ *              recipient's domain (account_dkim_key_get) that records the
+ *              SPF, DKIM, DMARC and ARC results of the inbound message
+ *              (checked once per message, only when something is
+ *              forwarded), and the envelope sender rewritten with SRS, is
+ *              handed to the forward function the caller supplies (the
+ *              SMTP client, which sits above this module), in memory only;
  *   webhook  - a signed JSON POST with libcurl (webhook.c);
  *   mailbox  - sealed into the alias's spool (store_deliver_alias), durable
  *              before it returns.
@@ -67,6 +71,7 @@ typedef void route_forward_func(void *ctx, const char *mail_from,
 				struct route_answer *answer_r);
 
 struct mailauth_srs;
+struct mailauth_dns;
 
 struct route_settings {
 	const char *data_dir;
@@ -74,6 +79,11 @@ struct route_settings {
 	 * our SRS addresses; NULL: senders pass unchanged (tests). Not
 	 * owned; must outlive the router. */
 	const struct mailauth_srs *srs;
+	/* Resolver for the SPF, DKIM, DMARC and ARC checks of messages that
+	 * are forwarded (their results go into the ARC set each forwarded
+	 * copy gets); NULL: every check is temperror. Not owned; must
+	 * outlive the router; called from the delivering threads. */
+	struct mailauth_dns *dns;
 	const char *hostname; /* for Received */
 	unsigned max_forward_targets;
 	bool webhook_allow_private;

@@ -866,14 +866,19 @@ smtp_server_start(struct net_server *net, struct smtp_server **server_r,
 	srv->log_addresses = conf_bool("log_addresses");
 	if (per_hour > 0)
 		srv->msg_limit = net_ratelimit_create((unsigned)per_hour, 3600);
-	if (srv->relayhost[0] == '\0') {
+	{
+		/* One resolver for the MX look-ups of forwards and for the
+		 * SPF/DKIM/DMARC/ARC checks whose results forwarded copies
+		 * carry in their ARC set (route.c). */
 		const char *derr;
 
-		srv->dns = mailauth_dns_unbound_create(NULL, &derr);
+		srv->dns = mailauth_dns_unbound_create(conf_str("dns_resolver"),
+						       &derr);
 		if (srv->dns == NULL)
-			log_warn(NULL, "smtp: no DNS resolver (%s): forwards "
-				       "will be deferred",
-				 derr);
+			log_warn(NULL, "smtp: no DNS resolver (%s): %s", derr,
+				 srv->relayhost[0] == '\0'
+					 ? "forwards will be deferred"
+					 : "inbound checks are temperror");
 	}
 	{
 		char *path = xasprintf("%s/server.key", conf_data_dir());
@@ -890,6 +895,7 @@ smtp_server_start(struct net_server *net, struct smtp_server **server_r,
 	memset(&rs, 0, sizeof(rs));
 	rs.data_dir = conf_data_dir();
 	rs.srs = srv->srs;
+	rs.dns = srv->dns;
 	rs.hostname = srv->hostname;
 	rs.max_forward_targets = (unsigned)conf_int("smtp_max_forward_targets");
 	rs.webhook_allow_private = conf_bool("webhook_allow_private");

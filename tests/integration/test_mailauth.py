@@ -407,13 +407,8 @@ def test_srs_roundtrip_and_tamper():
 
 @pytest.fixture(scope="module")
 def dns_server(keys):
-    dnsmsg = pytest.importorskip("dns.message")
-    import dns.rcode
-    import dns.rdatatype
-    import dns.rrset
-    import ipaddress
-    import socket
-    import threading
+    pytest.importorskip("dns.message")
+    from dnsserver import LocalDNS
 
     records = {}
     for name, rrs in ZONE.items():
@@ -422,56 +417,9 @@ def dns_server(keys):
                 records.setdefault((name.lower(), rtype), []).append(v)
     for name, value in arc_records(keys, "fwd1.example.net").items():
         records.setdefault((name.lower(), "TXT"), []).append(value)
-
-    def rdata_text(rtype, v):
-        if rtype == "TXT":
-            chunks = [v[i:i + 200] for i in range(0, len(v), 200)] or [""]
-            return " ".join('"' + c.replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks)
-        if rtype == "MX":
-            return f"{v[0]} {v[1]}."
-        if rtype == "PTR":
-            return v + "."
-        return v
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.5)
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                data, addr = sock.recvfrom(4096)
-            except socket.timeout:
-                continue
-            try:
-                q = dnsmsg.from_wire(data)
-            except Exception:
-                continue
-            r = dnsmsg.make_response(q)
-            question = q.question[0]
-            name = question.name.to_text(omit_final_dot=True).lower()
-            rtype = dns.rdatatype.to_text(question.rdtype)
-            if rtype == "PTR":
-                labels = name.split(".")
-                if name.endswith(".in-addr.arpa"):
-                    name = ".".join(reversed(labels[:4]))
-                elif name.endswith(".ip6.arpa"):
-                    name = str(ipaddress.IPv6Address(int("".join(reversed(labels[:32])), 16)))
-            values = records.get((name, rtype), [])
-            if values:
-                r.answer.append(dns.rrset.from_text(
-                    question.name, 60, "IN", rtype, *[rdata_text(rtype, v) for v in values]))
-            elif not any(k[0] == name for k in records):
-                r.set_rcode(dns.rcode.NXDOMAIN)
-            sock.sendto(r.to_wire(), addr)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"unbound:127.0.0.1@{sock.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=5)
-    sock.close()
+    server = LocalDNS(records)
+    yield f"unbound:{server.forwarder}"
+    server.close()
 
 
 UNBOUND_SPF_CASES = [

@@ -138,6 +138,10 @@ class Mx:
                     os.chmod(p, 0o711)
             os.chmod(self.tmpdir, 0o1777)
         self.log_path = tmp_path / "serve.log"
+        # Inbound checks (SPF, DKIM, DMARC, ARC) resolve through this
+        # local server, never the machine's resolver; tests add records.
+        from dnsserver import LocalDNS
+        self.dns = LocalDNS()
         self.extra_env = dict(extra_env or {})
         self.proc = None
         self.stopped = False
@@ -152,6 +156,7 @@ class Mx:
         env["SEALPOST_HOSTNAME"] = "mx.ex.test"
         env["SEALPOST_LOG_LEVEL"] = "debug"
         env["TMPDIR"] = str(self.tmpdir)
+        env["SEALPOST_DNS_RESOLVER"] = self.dns.forwarder
         env.update(self.extra_env)
         return env
 
@@ -176,6 +181,7 @@ class Mx:
             self.log.close()
         if not self.stopped:
             self.controller.stop()
+            self.dns.close()
             self.stopped = True
 
     def alias(self, address, *targets):

@@ -881,6 +881,51 @@ test_login_threads(void **state)
 	account_cache_clear();
 }
 
+struct handle_arg {
+	struct account_db *first, *second;
+	size_t open_inside;
+};
+
+static void *
+handle_thread(void *p)
+{
+	struct handle_arg *arg = p;
+	const char *error = NULL;
+
+	arg->first = account_db_thread(dir, &error);
+	arg->second = account_db_thread(dir, &error);
+	arg->open_inside = account_db_open_handles();
+	return NULL;
+}
+
+/* Each thread gets one handle, reused on the next call, and closed when the
+ * thread exits: after joining N threads the count is back where it was. */
+static void
+test_db_thread_closed_at_exit(void **state)
+{
+	struct handle_arg args[4];
+	pthread_t threads[4];
+	size_t before = account_db_open_handles();
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 4; i++) {
+			args[i] = (struct handle_arg){0};
+			assert_int_equal(pthread_create(&threads[i], NULL,
+							handle_thread,
+							&args[i]),
+					 0);
+		}
+		for (int i = 0; i < 4; i++) {
+			assert_int_equal(pthread_join(threads[i], NULL), 0);
+			assert_non_null(args[i].first);
+			assert_ptr_equal(args[i].first, args[i].second);
+			assert_true(args[i].open_inside > before);
+		}
+		assert_int_equal(account_db_open_handles(), before);
+	}
+}
+
 int
 main(void)
 {
@@ -896,6 +941,7 @@ main(void)
 		cmocka_unit_test(test_login_and_cache),
 		cmocka_unit_test(test_login_bench),
 		cmocka_unit_test(test_login_threads),
+		cmocka_unit_test(test_db_thread_closed_at_exit),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
