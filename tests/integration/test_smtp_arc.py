@@ -162,6 +162,7 @@ def test_srs_bounce_reaches_the_original_sender(mx, sender_key):
     # A forged SRS address (bad hash) is nobody's.
     forged = "SRS0=AAAA" + srs_address[9:]
     with mx.smtp() as c:
+        c.ehlo("bounce.test")
         code, _ = c.docmd("MAIL FROM:<>")
         assert code == 250
         code, _ = c.docmd(f"RCPT TO:<{forged}>")
@@ -171,7 +172,8 @@ def test_srs_bounce_reaches_the_original_sender(mx, sender_key):
 def test_forward_sealed_when_dns_is_unavailable(tmp_path, sender_key):
     key, _ = sender_key
     mx = Mx(tmp_path)
-    # A closed port on loopback: every look-up fails.
+    # A closed port on loopback: every look-up fails (libunbound retries
+    # before it gives up, so this one message takes a while).
     mx.extra_env["SEALPOST_DNS_RESOLVER"] = f"127.0.0.1@{free_port()}"
     try:
         mx.alias("a@ex.test", "--forward", "x@dest.test")
