@@ -7,7 +7,7 @@ DEMO_DATA  ?= demo-data
 PYTHON     ?= /usr/bin/python3
 SQLITE3MC  := third_party/sqlite3mc/sqlite3.c
 
-.PHONY: all deps build run test unit check-asan integration bench bench-store bench-smtp clean
+.PHONY: all deps build run test unit check-asan integration bench bench-store bench-smtp bench-imap clean
 
 all: build
 
@@ -59,6 +59,11 @@ bench-store: build
 # Sealpost's MX versus a private Postfix instance (installs postfix).
 bench-smtp: build
 	@$(PYTHON) bench/smtp.py $(BUILD)
+
+# Sealpost's IMAP versus Dovecot, plain and with mail_crypt (installs
+# dovecot-imapd; run as root). BENCH_IMAP_ARGS: see bench/imap.py --help.
+bench-imap: build
+	@$(PYTHON) bench/imap.py --build $(BUILD) $(BENCH_IMAP_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -15,7 +15,9 @@ two cases:
 
 Both servers listen on 127.0.0.1 high ports; Postfix runs as its own
 instance (config_directory, queue_directory, data_directory in a temporary
-directory), never the system's.
+directory), never the system's. Sealpost's inbound checks (SPF, DMARC)
+ask a small DNS server inside this script on 127.0.0.1, so no query
+leaves the machine.
 
 Rate: messages / seconds, where the time runs from the start of
 smtp-source until the last message has reached its destination (Sealpost
@@ -34,7 +36,8 @@ Every case runs --rounds times (default 3), the two servers' order
 alternating, and the medians are printed with the ratios Sealpost/Postfix.
 
 Usage: bench/smtp.py [BUILD_DIR] [--messages N] [--sessions S] [--size B]
-                     [--rounds R] [--keep]
+                     [--rounds R] [--cases store,relay]
+                     [--servers sealpost,postfix] [--keep]
 Installs Debian's postfix (for smtp-source, smtp-sink and postfix itself)
 when missing, and stops the system instance the package would start.
 """
@@ -112,6 +115,62 @@ def stop_system_postfix():
                        stderr=subprocess.DEVNULL)
 
 
+# ---- DNS ---------------------------------------------------------------------
+
+
+def dns_serve(port, ready):
+    """A tiny authoritative DNS server on 127.0.0.1:port for Sealpost's
+    inbound checks (SPF, DMARC of the test sender), so that no query
+    leaves the machine: SPF and DMARC records for the sending domains,
+    NXDOMAIN with a cacheable SOA for everything else."""
+    import struct
+    records = {
+        "source.test": "v=spf1 ip4:127.0.0.0/8 -all",
+        "probe.test": "v=spf1 ip4:127.0.0.0/8 -all",
+        "_dmarc.source.test": "v=DMARC1; p=none",
+    }
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    ready.set()
+
+    def name(labels):
+        return b"".join(bytes([len(x)]) + x for x in labels) + b"\0"
+
+    soa = (name([b"test"]) + struct.pack("!HHIH", 6, 1, 3600, 0))
+    soa_rdata = (name([b"ns", b"test"]) + name([b"root", b"test"])
+                 + struct.pack("!IIIII", 1, 3600, 600, 86400, 3600))
+    soa = soa[:-2] + struct.pack("!H", len(soa_rdata)) + soa_rdata
+    while True:
+        try:
+            q, addr = sock.recvfrom(4096)
+            qid, flags = struct.unpack("!HH", q[:4])
+            i, labels = 12, []
+            while q[i]:
+                labels.append(q[i + 1:i + 1 + q[i]])
+                i += 1 + q[i]
+            qtype = struct.unpack("!H", q[i + 1:i + 3])[0]
+            question = q[12:i + 5]
+        except (OSError, IndexError, struct.error):
+            continue
+        qname = b".".join(labels).decode(errors="replace").lower()
+        rflags = 0x8400 | (flags & 0x0100) | 0x0080
+        txt = records.get(qname)
+        if qtype == 16 and txt is not None:
+            data = txt.encode()
+            rdata = bytes([len(data)]) + data
+            answer = (b"\xc0\x0c" + struct.pack("!HHIH", 16, 1, 3600,
+                                                 len(rdata)) + rdata)
+            msg = (struct.pack("!HHHHHH", qid, rflags, 1, 1, 0, 0)
+                   + question + answer)
+        elif txt is not None:
+            msg = (struct.pack("!HHHHHH", qid, rflags, 1, 0, 1, 0)
+                   + question + soa)  # the name exists, no such type
+        else:
+            msg = (struct.pack("!HHHHHH", qid, rflags | 3, 1, 0, 1, 0)
+                   + question + soa)
+        sock.sendto(msg, addr)
+
+
 # ---- the sink ---------------------------------------------------------------
 
 
@@ -153,6 +212,7 @@ class Sealpost:
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith("SEALPOST_")}
         self.port = free_port()
+        self.dns_port = free_port()
         self.sink_port = sink_port
         self.log_path = os.path.join(work, "sealpost.log")
         self.proc = None
@@ -176,6 +236,10 @@ class Sealpost:
         self.run("alias", "add", RELAY_RCPT, "--forward", FORWARD_TO)
 
     def start(self):
+        ready = threading.Event()
+        threading.Thread(target=dns_serve, args=(self.dns_port, ready),
+                         daemon=True).start()
+        ready.wait(10)
         env = dict(self.env)
         for name in ("IMAP", "IMAPS", "POP3", "POP3S", "SUBMISSION",
                      "SUBMISSIONS", "HTTP"):
@@ -184,6 +248,8 @@ class Sealpost:
             "SEALPOST_SMTP_LISTEN": f"127.0.0.1:{self.port}",
             "SEALPOST_OUTBOUND_RELAYHOST": f"127.0.0.1:{self.sink_port}",
             "SEALPOST_HOSTNAME": "mx.sealpost.test",
+            # Inbound SPF/DKIM/DMARC checks ask our local server only.
+            "SEALPOST_DNS_RESOLVER": f"127.0.0.1@{self.dns_port}",
             # The benchmark is one client IP sending many messages.
             "SEALPOST_SMTP_MAX_CONNECTIONS_PER_IP": "0",
             "SEALPOST_SMTP_MAX_MESSAGES_PER_IP_HOUR": "0",

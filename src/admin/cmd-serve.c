@@ -5,6 +5,8 @@
  * accept connections. */
 #include "admin-private.h"
 
+#include "backup/backup.h"
+
 #include "account/account.h"
 #include "imap/imap.h"
 #include "net/net.h"
@@ -187,6 +189,8 @@ out:
 	imap_server_destroy(&imap);
 	pop3_server_destroy(&pop3);
 	smtp_server_destroy(&smtp);
+	/* Daily backups hold copies of mailbox keys on their threads. */
+	backup_daily_shutdown();
 	account_cache_clear();
 	event_free(sigint);
 	event_free(sigterm);

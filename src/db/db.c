@@ -82,6 +82,9 @@ db_open(const char *path, const struct crypto_key *key, int flags,
 		sqlite3_close(db);
 		return DB_ERR_IO;
 	}
+	/* Before the first read: a session closing the same file (its
+	 * checkpoint holds a lock) must make this open wait, not fail. */
+	sqlite3_busy_timeout(db, 5000);
 	if (key != NULL) {
 		/* The cipher is chosen per connection before the key. */
 		if (db_exec(db, "PRAGMA cipher='chacha20';", error_r) < 0 ||

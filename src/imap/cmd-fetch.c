@@ -211,7 +211,7 @@ imap_cmd_fetch(struct imap_cmd *cmd)
 	if (imap_cmd_uidset(cmd, imap_arg_astring(&cmd->args[0]), cmd->uid,
 			    &set) < 0) {
 		fetch_req_clear(&req);
-		imap_cmd_bad(cmd, "Invalid sequence set.");
+		imap_cmd_bad(cmd, "Invalid messageset.");
 		return;
 	}
 	if (set.count == 0) {

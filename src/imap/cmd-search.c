@@ -105,7 +105,7 @@ set_key(struct search_ctx *c, const char *str, bool uid)
 	struct store_uidset set;
 	struct store_search *n;
 
-	if (imap_cmd_uidset(c->cmd, str, uid, &set) < 0)
+	if (imap_cmd_uidset_mode(c->cmd, str, uid, true, &set) < 0)
 		return NULL;
 	n = store_search_new(STORE_SEARCH_UID);
 	n->ranges = (struct store_uid_range *)set.ranges;

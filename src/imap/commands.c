@@ -214,6 +214,13 @@ int
 imap_cmd_uidset(struct imap_cmd *cmd, const char *str, bool uid,
 		struct store_uidset *set_r)
 {
+	return imap_cmd_uidset_mode(cmd, str, uid, false, set_r);
+}
+
+int
+imap_cmd_uidset_mode(struct imap_cmd *cmd, const char *str, bool uid,
+		     bool search, struct store_uidset *set_r)
+{
 	struct imap_session *s = cmd->session;
 	struct imap_seqset set;
 	struct store_uid_range *ranges;
@@ -255,6 +262,13 @@ imap_cmd_uidset(struct imap_cmd *cmd, const char *str, bool uid,
 				a = b;
 				b = t;
 			}
+			/* A search key only selects: numbers past EXISTS
+			 * (and "1:*" on an empty mailbox) match nothing,
+			 * as in Dovecot. */
+			if (search && b > s->uid_count)
+				b = (uint32_t)s->uid_count;
+			if (search && (a == 0 || a > b))
+				continue;
 			if (a == 0 || b > s->uid_count) {
 				free(ranges);
 				imap_seqset_clear(&set);

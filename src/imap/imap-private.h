@@ -161,6 +161,11 @@ void imap_append_astring(struct sp_buf *buf, const char *s);
  * matches; free its ranges. */
 int imap_cmd_uidset(struct imap_cmd *cmd, const char *str, bool uid,
 		    struct store_uidset *set_r);
+/* The same; with `search` true a sequence set is a SEARCH key, where a
+ * number past EXISTS (or any set on an empty mailbox) matches nothing
+ * instead of being BAD. */
+int imap_cmd_uidset_mode(struct imap_cmd *cmd, const char *str, bool uid,
+			 bool search, struct store_uidset *set_r);
 /* seq of a UID in the selected folder, 0 when it is not there. */
 uint32_t imap_session_seq(const struct imap_session *s, uint32_t uid);
 bool imap_session_is_recent(const struct imap_session *s, uint32_t uid);

@@ -2,6 +2,8 @@
  * the spool watch that brings new mail in while any of them is open. */
 #include "imap-private.h"
 
+#include "backup/backup.h"
+
 #include <errno.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -184,6 +186,10 @@ imap_user_open(struct imap_user *user)
 			      user->keys.secret_key, &drained,
 			      &error) != STORE_OK)
 		log_warn(NULL, "imap: spool drain failed: %s", error);
+	/* Only a logged-in session holds the key, so the daily backup starts
+	 * here; it runs on its own thread and returns at once. */
+	(void)backup_maybe_daily(user->server->data_dir, user->keys.mailbox_id,
+				 user->keys.mailbox_key, NULL);
 }
 
 static void

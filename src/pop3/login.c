@@ -3,6 +3,7 @@
  * drained and the INBOX snapshot taken on the session's own lane. */
 #include "pop3-private.h"
 
+#include "backup/backup.h"
 #include "conf/conf.h"
 
 #include <pthread.h>
@@ -149,6 +150,10 @@ open_work(void *_ctx)
 	if (store_spool_drain(o->mbox, s->keys.public_key, s->keys.secret_key,
 			      &drained, &error) != STORE_OK)
 		log_warn(NULL, "pop3: spool drain failed: %s", error);
+	/* As in IMAP: the daily backup starts from a session that holds the
+	 * key, on its own thread. */
+	(void)backup_maybe_daily(s->server->data_dir, s->keys.mailbox_id,
+				 s->keys.mailbox_key, NULL);
 	o->err = store_folder_get(o->mbox, "INBOX", &inbox, &error);
 	if (o->err == STORE_OK)
 		o->err = store_fetch(o->mbox, inbox->id, NULL, 0, &msgs,

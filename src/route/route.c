@@ -28,6 +28,7 @@ route_create(const struct route_settings *settings)
 		r->set.max_forward_targets = 10;
 	r->memory = route_memory_create(ROUTE_MEMORY_MAX);
 	pthread_mutex_init(&r->pool_lock, NULL);
+	pthread_mutex_init(&r->keys_lock, NULL);
 	return r;
 }
 
@@ -42,6 +43,7 @@ route_destroy(struct route **route)
 		account_db_close(&r->pool[i]);
 	free(r->pool);
 	pthread_mutex_destroy(&r->pool_lock);
+	route_keys_deinit(r);
 	route_memory_destroy(&r->memory);
 	free(r->data_dir);
 	free(r->hostname);
@@ -49,9 +51,9 @@ route_destroy(struct route **route)
 	*route = NULL;
 }
 
-/* A control-plane handle for this thread's call; back with db_put. */
-static struct account_db *
-db_get(struct route *r)
+/* A control-plane handle for this thread's call; back with route_db_put. */
+struct account_db *
+route_db_get(struct route *r)
 {
 	struct account_db *db = NULL;
 	const char *error;
@@ -68,8 +70,8 @@ db_get(struct route *r)
 	return db;
 }
 
-static void
-db_put(struct route *r, struct account_db *db)
+void
+route_db_put(struct route *r, struct account_db *db)
 {
 	pthread_mutex_lock(&r->pool_lock);
 	if (r->pool_count == r->pool_cap) {
@@ -324,14 +326,14 @@ route_rcpt(struct route *r, struct route_tx *tx, const char *address)
 	 * once more on a fresh one: a busy or damaged connection should not
 	 * turn into a 451 when a new one would answer. */
 	for (int attempt = 0; attempt < 2; attempt++) {
-		struct account_db *db = db_get(r);
+		struct account_db *db = route_db_get(r);
 		bool broken;
 
 		if (db == NULL)
 			return ROUTE_RCPT_TEMP;
 		status = rcpt_once(r, db, tx, address, &broken);
 		if (!broken) {
-			db_put(r, db);
+			route_db_put(r, db);
 			return status;
 		}
 		log_warn(NULL, "route: recipient look-up failed (attempt %d)",
@@ -369,7 +371,7 @@ static void
 deliver_mailbox(struct route *r, const struct route_target *t,
 		const char *msg, size_t len, struct route_answer *a)
 {
-	struct account_db *db = db_get(r);
+	struct account_db *db = route_db_get(r);
 	enum store_deliver_result res;
 	const char *error = NULL;
 
@@ -381,7 +383,7 @@ deliver_mailbox(struct route *r, const struct route_target *t,
 	}
 	res = store_deliver_alias(db, r->data_dir, t->alias, msg, len,
 				  &error);
-	db_put(r, db);
+	route_db_put(r, db);
 	switch (res) {
 	case STORE_DELIVER_OK:
 		a->action = ROUTE_ANSWER_OK;
@@ -466,10 +468,8 @@ struct route_auth {
 	char *results; /* the AAR's results part */
 	enum mailauth_result chain;
 	unsigned chain_instances;
-	/* The keys loaded so far, keys[i] of domains[i] (a failed load is
-	 * not remembered). */
-	struct account_dkim_key **keys;
-	char **domains;
+	/* The shared keys this delivery holds references to. */
+	struct route_key **keys;
 	size_t key_count;
 };
 
@@ -503,54 +503,26 @@ auth_verify(struct route *r, const struct route_tx *tx, const char *msg,
 }
 
 static void
-auth_clear(struct route_auth *auth)
+auth_clear(struct route *r, struct route_auth *auth)
 {
 	free(auth->results);
 	for (size_t i = 0; i < auth->key_count; i++)
-		free(auth->domains[i]);
-	free(auth->domains);
-	account_dkim_key_list_free(&auth->keys, auth->key_count);
+		route_keys_release(r, &auth->keys[i]);
+	free(auth->keys);
 }
 
-/* The domain's RSA key, made now for a domain from before keys existed;
- * NULL when the control plane fails. Owned by auth. */
+/* The domain's RSA key for this delivery; NULL when there is none. */
 static const struct account_dkim_key *
 auth_key(struct route *r, struct route_auth *auth, const char *domain)
 {
-	struct account_dkim_key *key = NULL;
-	struct account_db *db;
-	const char *error = NULL;
-	int ret;
+	struct route_key *key = route_keys_get(r, domain);
 
-	for (size_t i = 0; i < auth->key_count; i++) {
-		if (strcasecmp(auth->domains[i], domain) == 0)
-			return auth->keys[i];
-	}
-	db = db_get(r);
-	if (db == NULL)
+	if (key == NULL)
 		return NULL;
-	ret = account_dkim_key_get(db, domain, MAILAUTH_KEY_RSA, &key, &error);
-	if (ret == 0 && account_dkim_generate(db, domain, false, &error) ==
-				ACCOUNT_OK)
-		ret = account_dkim_key_get(db, domain, MAILAUTH_KEY_RSA, &key,
-					   &error);
-	if (ret < 0) {
-		account_db_close(&db);
-	} else {
-		db_put(r, db);
-	}
-	if (ret <= 0) {
-		log_warn(NULL, "route: no ARC key: %s",
-			 error != NULL ? error : "none");
-		return NULL;
-	}
 	auth->keys = xrealloc(auth->keys,
 			      (auth->key_count + 1) * sizeof(*auth->keys));
-	auth->domains = xrealloc(auth->domains, (auth->key_count + 1) *
-							sizeof(*auth->domains));
-	auth->domains[auth->key_count] = xstrdup(domain);
 	auth->keys[auth->key_count++] = key;
-	return key;
+	return route_key_dkim(key);
 }
 
 /* Prepends the ARC set of our hop to a forwarded copy. On failure the copy
@@ -711,7 +683,7 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 			break;
 		}
 	}
-	auth_clear(&auth);
+	auth_clear(r, &auth);
 	if (res->deferred > 0) {
 		res->outcome = ROUTE_TEMPFAIL;
 		res->code = 451;

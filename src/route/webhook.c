@@ -47,7 +47,9 @@ static void
 webhook_global_init(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	g_mime_init();
+	/* GMime starts once per process through the mime module, which other
+	 * threads share; g_mime_init() itself is not thread-safe. */
+	mime_init();
 }
 
 void

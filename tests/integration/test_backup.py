@@ -402,3 +402,34 @@ def test_restore_brings_back_flags_and_refuses_open_sessions(served_sp, serve, s
     assert b"restored 3 messages" in proc.stdout
     server = serve(served_sp, ["imaps"])
     assert imap_state(server.ports["imaps"], box.password) == then
+
+
+def wait_for_objects(s3, count, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = s3.objects()
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"expected {count} backup objects, found {len(s3.objects())}")
+
+
+def test_daily_backup_runs_from_a_logged_in_session(served_sp, serve, s3):
+    box = Box(served_sp, s3)
+    box.deliver(1)
+    served_sp.env["SEALPOST_BACKUP_KEEP"] = "2"
+    assert s3.objects() == {}
+    server = serve(served_sp, ["imaps"])
+    assert len(imap_state(server.ports["imaps"], box.password)) == 1
+    first = wait_for_objects(s3, 1)
+    assert len(first) == 1
+    server.stop()
+
+    # A day later (the clock moved), with new mail, the next login backs
+    # the mailbox up again; the old version is kept (backup_keep=2).
+    box.deliver(2)
+    server = serve(served_sp, ["imaps"], env={"SEALPOST_CLOCK_OFFSET": str(25 * 3600)})
+    assert len(imap_state(server.ports["imaps"], box.password)) == 2
+    second = wait_for_objects(s3, 2)
+    assert set(first) < set(second)
+    server.stop()

@@ -450,6 +450,30 @@ def test_search_keys_and_esearch(env):
     m.logout()
 
 
+def test_empty_mailbox_search_and_fetch_like_dovecot(env):
+    raw = raw_login(env)
+    raw.send(b"C CREATE Empty\r\nS SELECT Empty\r\n")
+    assert raw.until(b"C")[-1].startswith(b"C OK")
+    assert b"* 0 EXISTS" in raw.until(b"S")
+    # SEARCH keys only select: an empty mailbox gives an empty result.
+    for cmd in (b"A SEARCH 1:*", b"B UID SEARCH 1:*", b"D SEARCH 5",
+                b"E SEARCH ALL"):
+        tag = cmd.split()[0]
+        raw.send(cmd + b"\r\n")
+        lines = raw.until(tag)
+        assert lines[0] == b"* SEARCH", (cmd, lines)
+        assert lines[-1].startswith(tag + b" OK"), (cmd, lines)
+    # FETCH by sequence number on an empty mailbox is an invalid
+    # messageset (Dovecot: BAD); by UID it matches nothing.
+    raw.send(b"F FETCH 1:* FLAGS\r\n")
+    assert raw.until(b"F") == [b"F BAD Invalid messageset."]
+    raw.send(b"G UID FETCH 1:* FLAGS\r\n")
+    assert raw.until(b"G")[-1].startswith(b"G OK")
+    raw.send(b"H FETCH * FLAGS\r\n")
+    assert raw.until(b"H")[-1].startswith(b"H BAD")
+    raw.close()
+
+
 def test_copy_move_expunge_close_unselect_examine(env):
     m = env.login()
     for _ in range(4):

@@ -25,7 +25,7 @@ static char dir[] = "/tmp/sealpost-route-XXXXXX";
 struct fake_call {
 	char rcpt[128];
 	char mail_from[128];
-	bool has_received, has_original_to;
+	bool has_received, has_original_to, has_arc;
 };
 static struct fake_call calls[32];
 static size_t call_count;
@@ -41,7 +41,13 @@ fake_forward(void *ctx, const char *mail_from, const char *rcpt,
 
 	str_copy(c->rcpt, rcpt, sizeof(c->rcpt));
 	str_copy(c->mail_from, mail_from, sizeof(c->mail_from));
-	c->has_received = memmem(msg, len, "Received: from", 14) == msg;
+	/* Our trace fields, under our ARC set (the first header). */
+	c->has_received = memmem(msg, len, "\r\nReceived: from", 16) != NULL;
+	c->has_arc = len > 22 &&
+		     memcmp(msg, "ARC-Seal: i=1; cv=none;", 23) == 0 &&
+		     memmem(msg, len, "ARC-Authentication-Results: i=1; ",
+			    33) != NULL &&
+		     memmem(msg, len, "spf=temperror", 13) != NULL;
 	c->has_original_to = memmem(msg, len, "X-Original-To: ", 15) != NULL;
 	memset(a, 0, sizeof(*a));
 	a->action = strncmp(rcpt, "y", 1) == 0 ? answer_y : answer_x;
@@ -165,6 +171,8 @@ test_deliver_dedup_and_tag(void **state)
 	assert_string_equal(calls[2].rcpt, "x@dest.example");
 	assert_true(calls[0].has_received);
 	assert_true(calls[0].has_original_to);
+	/* Sealed, with temperror results: this router has no resolver. */
+	assert_true(calls[0].has_arc);
 	route_tx_destroy(&tx);
 	route_destroy(&r);
 }
