@@ -313,6 +313,11 @@ enum account_error account_alias_set(struct account_db *db, const char *address,
  * such alias or domain or the address is malformed, -1 on error. */
 int account_alias_get(struct account_db *db, const char *address,
 		      struct account_alias **alias_r, const char **error_r);
+/* The storage limit a mailbox of `address` must respect: the alias's or its
+ * domain's, whichever is smaller; 0 for none (or when the alias cannot be
+ * read: the limit is then not enforced rather than the login refused). */
+uint64_t account_alias_storage_limit(struct account_db *db,
+				     const char *address);
 /* Every alias, or those of one domain (NULL: all), sorted by domain then
  * written form; caller frees with account_alias_list_free(). An unknown
  * domain is ACCOUNT_ERR_NOTFOUND. */

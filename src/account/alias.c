@@ -891,3 +891,21 @@ account_alias_get_credentials(struct account_db *db, const char *address,
 	sqlite3_finalize(stmt);
 	return ret;
 }
+
+uint64_t
+account_alias_storage_limit(struct account_db *db, const char *address)
+{
+	struct account_alias *alias = NULL;
+	const char *error;
+	uint64_t limit = 0;
+
+	if (account_alias_get(db, address, &alias, &error) != 1)
+		return 0;
+	if (alias->quota_bytes > 0)
+		limit = (uint64_t)alias->quota_bytes;
+	if (alias->domain != NULL && alias->domain->quota_bytes > 0 &&
+	    (limit == 0 || (uint64_t)alias->domain->quota_bytes < limit))
+		limit = (uint64_t)alias->domain->quota_bytes;
+	account_alias_free(&alias);
+	return limit;
+}

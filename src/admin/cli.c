@@ -1,6 +1,8 @@
 #include "admin.h"
 #include "admin-private.h"
 
+#include "crypto/crypto.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,10 +188,7 @@ admin_read_secret(const char *env, const char *prompt)
 void
 admin_secret_free(char **secret)
 {
-	if (*secret == NULL)
-		return;
-	sodium_free(*secret);
-	*secret = NULL;
+	crypto_secret_free(secret);
 }
 
 static void

@@ -238,3 +238,24 @@ crypto_server_key_load(const char *path, struct crypto_key *key_r)
 	errno = EINVAL;
 	return -1;
 }
+
+char *
+crypto_secret_strndup(const char *s, size_t len)
+{
+	char *copy = sodium_malloc(len + 1);
+
+	if (copy == NULL)
+		core_panic("sodium_malloc failed");
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+void
+crypto_secret_free(char **s)
+{
+	if (*s == NULL)
+		return;
+	sodium_free(*s); /* wipes before it frees */
+	*s = NULL;
+}

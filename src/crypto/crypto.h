@@ -107,6 +107,12 @@ void crypto_keyed_hash(const struct crypto_key *key, const void *data,
 #define CRYPTO_PASSWORD_BUF 48
 void crypto_password_generate(char out[CRYPTO_PASSWORD_BUF]);
 
+/* A copy of a secret string (a password, an address at login) in secure
+ * memory, NUL-terminated; free with crypto_secret_free(), which wipes it,
+ * NULLs the pointer and accepts NULL. */
+char *crypto_secret_strndup(const char *s, size_t len);
+void crypto_secret_free(char **s);
+
 /* The server key: 32 random bytes in a file of mode 0600. Create fails when
  * the file exists. Load returns 0, or -1 with errno set (EINVAL: wrong
  * size). */

@@ -3,6 +3,7 @@
 #include "imap-private.h"
 
 #include "conf/conf.h"
+#include "crypto/crypto.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -33,52 +34,13 @@ imap_account_db(void)
 	return adb;
 }
 
-static char *
-secret_dup(const char *s, size_t len)
-{
-	char *copy = sodium_malloc(len + 1);
-
-	if (copy == NULL)
-		core_panic("sodium_malloc failed");
-	memcpy(copy, s, len);
-	copy[len] = '\0';
-	return copy;
-}
-
-static void
-secret_free(char **s)
-{
-	if (*s == NULL)
-		return;
-	sodium_free(*s); /* wipes */
-	*s = NULL;
-}
-
 static void
 login_ctx_free(struct login_ctx *ctx)
 {
-	secret_free(&ctx->address);
-	secret_free(&ctx->password);
+	crypto_secret_free(&ctx->address);
+	crypto_secret_free(&ctx->password);
 	account_session_keys_clear(&ctx->keys);
 	free(ctx);
-}
-
-static uint64_t
-alias_quota(struct account_db *adb, const char *address)
-{
-	struct account_alias *alias = NULL;
-	const char *error;
-	uint64_t quota = 0;
-
-	if (account_alias_get(adb, address, &alias, &error) != 1)
-		return 0;
-	if (alias->quota_bytes > 0)
-		quota = (uint64_t)alias->quota_bytes;
-	if (alias->domain != NULL && alias->domain->quota_bytes > 0 &&
-	    (quota == 0 || (uint64_t)alias->domain->quota_bytes < quota))
-		quota = (uint64_t)alias->domain->quota_bytes;
-	account_alias_free(&alias);
-	return quota;
 }
 
 static void
@@ -94,9 +56,9 @@ login_work(void *_ctx)
 	}
 	ctx->result = account_login(adb, ctx->address, ctx->password,
 				    &ctx->keys, &error);
-	secret_free(&ctx->password);
+	crypto_secret_free(&ctx->password);
 	if (ctx->result == ACCOUNT_OK)
-		ctx->quota = alias_quota(adb, ctx->keys.address);
+		ctx->quota = account_alias_storage_limit(adb, ctx->keys.address);
 }
 
 static void
@@ -197,7 +159,7 @@ start_login(struct imap_cmd *cmd, const char *address, size_t address_len,
 
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->cmd = cmd;
-	ctx->address = secret_dup(address, address_len);
+	ctx->address = crypto_secret_strndup(address, address_len);
 	for (char *p = ctx->address; *p != '\0'; p++) {
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
@@ -213,7 +175,7 @@ start_login(struct imap_cmd *cmd, const char *address, size_t address_len,
 		imap_session_cmd_done(cmd);
 		return;
 	}
-	ctx->password = secret_dup(password, password_len);
+	ctx->password = crypto_secret_strndup(password, password_len);
 	net_work_submit(server->net, NULL, login_work, login_done, ctx);
 }
 

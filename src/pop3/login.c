@@ -5,6 +5,7 @@
 
 #include "backup/backup.h"
 #include "conf/conf.h"
+#include "crypto/crypto.h"
 
 #include <pthread.h>
 #include <sodium.h>
@@ -46,32 +47,11 @@ pop3_account_db(void)
 	return adb;
 }
 
-static char *
-secret_dup(const char *s, size_t len)
-{
-	char *copy = sodium_malloc(len + 1);
-
-	if (copy == NULL)
-		core_panic("sodium_malloc failed");
-	memcpy(copy, s, len);
-	copy[len] = '\0';
-	return copy;
-}
-
-static void
-secret_free(char **s)
-{
-	if (*s == NULL)
-		return;
-	sodium_free(*s); /* wipes */
-	*s = NULL;
-}
-
 static void
 login_ctx_free(struct login_ctx *ctx)
 {
-	secret_free(&ctx->address);
-	secret_free(&ctx->password);
+	crypto_secret_free(&ctx->address);
+	crypto_secret_free(&ctx->password);
 	account_session_keys_clear(&ctx->keys);
 	free(ctx);
 }
@@ -82,26 +62,6 @@ auth_failed(struct pop3_cmd *cmd)
 {
 	pop3_cmd_err(cmd, "[AUTH] Authentication failed.");
 	pop3_cmd_done(cmd);
-}
-
-/* The storage limit the spool drain respects: the alias's or its domain's,
- * the smaller (as IMAP does). 0: none. */
-static uint64_t
-alias_quota(struct account_db *adb, const char *address)
-{
-	struct account_alias *alias = NULL;
-	const char *error;
-	uint64_t quota = 0;
-
-	if (account_alias_get(adb, address, &alias, &error) != 1)
-		return 0;
-	if (alias->quota_bytes > 0)
-		quota = (uint64_t)alias->quota_bytes;
-	if (alias->domain != NULL && alias->domain->quota_bytes > 0 &&
-	    (quota == 0 || (uint64_t)alias->domain->quota_bytes < quota))
-		quota = (uint64_t)alias->domain->quota_bytes;
-	account_alias_free(&alias);
-	return quota;
 }
 
 static void
@@ -117,11 +77,11 @@ login_work(void *_ctx)
 	}
 	ctx->result = account_login(adb, ctx->address, ctx->password,
 				    &ctx->keys, &error);
-	secret_free(&ctx->password);
+	crypto_secret_free(&ctx->password);
 	if (ctx->result == ACCOUNT_ERR_TEMP)
 		log_warn(NULL, "pop3: login failed: %s", error);
 	if (ctx->result == ACCOUNT_OK)
-		ctx->quota = alias_quota(adb, ctx->keys.address);
+		ctx->quota = account_alias_storage_limit(adb, ctx->keys.address);
 }
 
 static void
@@ -255,7 +215,7 @@ start_login(struct pop3_cmd *cmd, const char *address, size_t address_len,
 
 	ctx = xcalloc(1, sizeof(*ctx));
 	ctx->cmd = cmd;
-	ctx->address = secret_dup(address, address_len);
+	ctx->address = crypto_secret_strndup(address, address_len);
 	for (char *p = ctx->address; *p != '\0'; p++) {
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
@@ -269,7 +229,7 @@ start_login(struct pop3_cmd *cmd, const char *address, size_t address_len,
 		auth_failed(cmd);
 		return;
 	}
-	ctx->password = secret_dup(password, password_len);
+	ctx->password = crypto_secret_strndup(password, password_len);
 	net_work_submit(server->net, NULL, login_work, login_done, ctx);
 }
 
@@ -296,8 +256,8 @@ pop3_cmd_user(struct pop3_cmd *cmd)
 	}
 	if (!check_tls(cmd))
 		return;
-	secret_free(&s->user);
-	s->user = secret_dup(cmd->args[0], strlen(cmd->args[0]));
+	crypto_secret_free(&s->user);
+	s->user = crypto_secret_strndup(cmd->args[0], strlen(cmd->args[0]));
 	pop3_cmd_ok(cmd, "%s", "");
 	pop3_cmd_done(cmd);
 }
@@ -318,17 +278,17 @@ pop3_cmd_pass(struct pop3_cmd *cmd)
 	user = s->user;
 	s->user = NULL;
 	if (cmd->argc == 0) {
-		secret_free(&user);
+		crypto_secret_free(&user);
 		pop3_cmd_err(cmd, "PASS takes one argument.");
 		pop3_cmd_done(cmd);
 		return;
 	}
 	if (!check_tls(cmd)) {
-		secret_free(&user);
+		crypto_secret_free(&user);
 		return;
 	}
 	start_login(cmd, user, strlen(user), pass, strlen(pass));
-	secret_free(&user);
+	crypto_secret_free(&user);
 }
 
 /* authzid NUL authcid NUL password, base64 ("=" is empty). */

@@ -3,6 +3,8 @@
  * and writes replies back on the loop. */
 #include "pop3-private.h"
 
+#include "crypto/crypto.h"
+
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,14 +145,6 @@ pop3_session_detach(struct pop3_session *s)
 }
 
 static void
-secret_free(char **s)
-{
-	if (*s != NULL)
-		sodium_free(*s);
-	*s = NULL;
-}
-
-static void
 session_free(struct pop3_session *s)
 {
 	struct pop3_server *server = s->server;
@@ -164,7 +158,7 @@ session_free(struct pop3_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	pop3_parser_destroy(&s->parser);
-	secret_free(&s->user);
+	crypto_secret_free(&s->user);
 	free(s);
 	if (server->destroying && server->sessions == NULL)
 		pop3_server_destroy(&server);
