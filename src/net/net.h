@@ -231,4 +231,27 @@ bool net_ratelimit_exceeded(struct net_ratelimit *limit, const char *key);
 /* Records one event for the key. */
 void net_ratelimit_hit(struct net_ratelimit *limit, const char *key);
 
+/* ---- SASL PLAIN ---------------------------------------------------- */
+
+enum net_sasl_result {
+	NET_SASL_OK,
+	NET_SASL_BAD_BASE64,	  /* a protocol error: BAD / -ERR */
+	NET_SASL_BAD_CREDENTIALS, /* no user or password, or a foreign authzid */
+};
+
+/* The decoded "authzid NUL authcid NUL password"; the strings point into
+ * `raw`, secure memory wiped by net_sasl_plain_clear(). */
+struct net_sasl_plain {
+	unsigned char *raw;
+	const char *authcid;
+	const char *password;
+	size_t password_len;
+};
+
+/* Decodes a base64 SASL PLAIN response ("=" is empty). On NET_SASL_OK the
+ * caller clears *plain_r; on failure nothing is held. */
+enum net_sasl_result net_sasl_plain_decode(const char *b64,
+					   struct net_sasl_plain *plain_r);
+void net_sasl_plain_clear(struct net_sasl_plain *plain);
+
 #endif

@@ -295,38 +295,22 @@ pop3_cmd_pass(struct pop3_cmd *cmd)
 static void
 sasl_plain(struct pop3_cmd *cmd, const char *b64)
 {
-	size_t b64_len = strlen(b64), len;
-	unsigned char *raw;
-	const char *authzid, *authcid, *pass, *end;
+	struct net_sasl_plain plain;
 
-	if (strcmp(b64, "=") == 0)
-		b64_len = 0;
-	raw = sodium_malloc(b64_len + 1);
-	if (raw == NULL)
-		core_panic("sodium_malloc failed");
-	if (sodium_base642bin(raw, b64_len + 1, b64, b64_len, NULL, &len,
-			      NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
-		sodium_free(raw);
+	switch (net_sasl_plain_decode(b64, &plain)) {
+	case NET_SASL_BAD_BASE64:
 		pop3_cmd_err(cmd, "Invalid base64 data.");
 		pop3_cmd_done(cmd);
 		return;
-	}
-	raw[len] = '\0';
-	authzid = (const char *)raw;
-	end = (const char *)raw + len;
-	authcid = memchr(authzid, '\0', len) != NULL
-			  ? authzid + strlen(authzid) + 1
-			  : end;
-	pass = authcid < end ? authcid + strlen(authcid) + 1 : end;
-	if (authcid >= end || pass > end ||
-	    (authzid[0] != '\0' && strcmp(authzid, authcid) != 0)) {
-		sodium_free(raw);
+	case NET_SASL_BAD_CREDENTIALS:
 		auth_failed(cmd);
 		return;
+	case NET_SASL_OK:
+		break;
 	}
-	start_login(cmd, authcid, strlen(authcid), pass,
-		    (size_t)(end - pass));
-	sodium_free(raw);
+	start_login(cmd, plain.authcid, strlen(plain.authcid), plain.password,
+		    plain.password_len);
+	net_sasl_plain_clear(&plain);
 }
 
 void

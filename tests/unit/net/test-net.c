@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <sodium.h>
+
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -260,11 +262,44 @@ test_connection_lines(void **state)
 	assert_string_equal(reply, "too long\r\n");
 }
 
+static void
+test_sasl_plain(void **state)
+{
+	struct net_sasl_plain plain;
+
+	assert_true(sodium_init() >= 0);
+	/* "\0user@x\0pass word" */
+	assert_int_equal(net_sasl_plain_decode("AHVzZXJAeABwYXNzIHdvcmQ=",
+					       &plain),
+			 NET_SASL_OK);
+	assert_string_equal(plain.authcid, "user@x");
+	assert_int_equal(plain.password_len, 9);
+	assert_memory_equal(plain.password, "pass word", 9);
+	net_sasl_plain_clear(&plain);
+	assert_null(plain.raw);
+	/* "user@x\0user@x\0pw": authzid equal to the user is fine. */
+	assert_int_equal(net_sasl_plain_decode("dXNlckB4AHVzZXJAeABwdw==",
+					       &plain),
+			 NET_SASL_OK);
+	net_sasl_plain_clear(&plain);
+	/* "other\0user@x\0pw": acting for someone else is refused. */
+	assert_int_equal(net_sasl_plain_decode("b3RoZXIAdXNlckB4AHB3", &plain),
+			 NET_SASL_BAD_CREDENTIALS);
+	/* "user@x" with no separators, and the empty response. */
+	assert_int_equal(net_sasl_plain_decode("dXNlckB4", &plain),
+			 NET_SASL_BAD_CREDENTIALS);
+	assert_int_equal(net_sasl_plain_decode("=", &plain),
+			 NET_SASL_BAD_CREDENTIALS);
+	assert_int_equal(net_sasl_plain_decode("not base64!", &plain),
+			 NET_SASL_BAD_BASE64);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serial_queue),
+		cmocka_unit_test(test_sasl_plain),
 		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_connection_lines),
 	};
