@@ -6,8 +6,9 @@ two cases:
   (a) store: accept and store into a mailbox.
       Sealpost: an alias with a mailbox target (sealed spool, durable before
       the 250). Postfix: virtual(8) delivery into a Maildir (the message is
-      queued, fsync'ed, then delivered by a separate process; Dovecot LMTP
-      is not used, see docs/performance.md).
+      queued, fsync'ed, then delivered by a separate process), and
+      Postfix handing the message to Dovecot over LMTP (Dovecot's lmtp
+      service writes it into a Maildir; server "postfix-lmtp").
   (b) relay: forward to a local `smtp-sink`.
       Sealpost: an alias with a forward target and outbound_relayhost set to
       the sink. Postfix: relay_domains for the test domain and
@@ -37,9 +38,10 @@ alternating, and the medians are printed with the ratios Sealpost/Postfix.
 
 Usage: bench/smtp.py [BUILD_DIR] [--messages N] [--sessions S] [--size B]
                      [--rounds R] [--cases store,relay]
-                     [--servers sealpost,postfix] [--keep]
+                     [--servers sealpost,postfix,postfix-lmtp] [--keep]
 Installs Debian's postfix (for smtp-source, smtp-sink and postfix itself)
-when missing, and stops the system instance the package would start.
+and dovecot-lmtpd when missing, and stops the system instances the
+packages would start.
 """
 import argparse
 import os
@@ -59,6 +61,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SENDER = "sender@source.test"
 STORE_RCPT = "box@store.test"
 RELAY_RCPT = "fwd@relay.test"
+LMTP_RCPT = "box@lmtp.test"
 FORWARD_TO = "dest@sink.test"
 
 
@@ -171,6 +174,93 @@ def dns_serve(port, ready):
         sock.sendto(msg, addr)
 
 
+# ---- Dovecot LMTP -------------------------------------------------------------
+
+
+def ensure_dovecot_lmtp():
+    if not os.path.exists("/usr/lib/dovecot/lmtp"):
+        print("installing dovecot-lmtpd with apt ...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "dovecot-lmtpd"],
+                       check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    # The package starts a system instance; ours has its own config.
+    subprocess.run(["service", "dovecot", "stop"], capture_output=True)
+
+
+DOVECOT_LMTP_CONF = """\
+protocols = lmtp
+listen = 127.0.0.1
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+ssl = no
+first_valid_uid = 1
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={d}/home/%n
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+"""
+
+
+class DovecotLmtp:
+    """Dovecot's lmtp service on a 127.0.0.1 high port, its own config
+    and Maildirs (defaults otherwise: fsync on delivery), for Postfix's
+    (a) case through LMTP."""
+
+    def __init__(self, work):
+        self.d = os.path.join(work, "dovecot")
+        self.port = free_port()
+        self.proc = None
+
+    def setup(self):
+        nobody = pwd.getpwnam("nobody")
+        for sub in ("run", "state", "home"):
+            os.makedirs(os.path.join(self.d, sub), exist_ok=True)
+        os.chown(os.path.join(self.d, "home"), nobody.pw_uid, nobody.pw_gid)
+        self.conf = os.path.join(self.d, "dovecot.conf")
+        with open(self.conf, "w") as f:
+            f.write(DOVECOT_LMTP_CONF.format(d=self.d, uid=nobody.pw_uid,
+                                             gid=nobody.pw_gid,
+                                             port=self.port))
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["dovecot", "-F", "-c", self.conf], stdout=subprocess.DEVNULL,
+            stderr=open(os.path.join(self.d, "stderr.log"), "ab"))
+        wait_port(self.port, self.proc)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stored(self):
+        count = 0
+        for sub in ("new", "cur"):
+            try:
+                count += len(os.listdir(os.path.join(
+                    self.d, "home", "box", "Maildir", sub)))
+            except FileNotFoundError:
+                pass
+        return count
+
+
 # ---- the sink ---------------------------------------------------------------
 
 
@@ -279,7 +369,8 @@ class Postfix:
     directories under `work`, smtpd on a 127.0.0.1 high port, nothing
     chrooted."""
 
-    def __init__(self, work, sink_port):
+    def __init__(self, work, sink_port, lmtp_port):
+        self.lmtp_port = lmtp_port
         self.base = os.path.join(work, "postfix")
         self.etc = os.path.join(self.base, "etc")
         self.queue = os.path.join(self.base, "queue")
@@ -326,8 +417,10 @@ virtual_uid_maps = static:{nobody.pw_uid}
 virtual_gid_maps = static:{nobody.pw_gid}
 virtual_minimum_uid = 1
 # (b) relay: the test domain is relayed to the sink.
-relay_domains = relay.test
+relay_domains = relay.test, lmtp.test
 relayhost = [127.0.0.1]:{self.sink_port}
+# (a) through LMTP: lmtp.test goes to Dovecot's lmtp service.
+transport_maps = inline:{{ lmtp.test=lmtp:inet:127.0.0.1:{self.lmtp_port} }}
 smtp_tls_security_level = none
 smtpd_tls_security_level = none
 default_process_limit = 200
@@ -514,23 +607,31 @@ def main():
                     default=["store", "relay"],
                     help="comma-separated: store, relay (for profiling)")
     ap.add_argument("--servers", type=lambda v: v.split(","),
-                    default=["sealpost", "postfix"],
-                    help="comma-separated: sealpost, postfix")
+                    default=["sealpost", "postfix", "postfix-lmtp"],
+                    help="comma-separated: sealpost, postfix, "
+                    "postfix-lmtp (Postfix to Dovecot LMTP, store only)")
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (logs) and print it")
     args = ap.parse_args()
     ensure_postfix()
+    lmtp = "postfix-lmtp" in args.servers and "store" in args.cases
+    if lmtp:
+        ensure_dovecot_lmtp()
     work = tempfile.mkdtemp(prefix="sealpost-bench-smtp-")
     # serve drops privileges: the data directory must stay reachable.
     os.chmod(work, 0o711)
     sink = Sink(work)
     sp = Sealpost(args.build, work, sink.port)
-    pf = Postfix(work, sink.port)
+    dv = DovecotLmtp(work)
+    pf = Postfix(work, sink.port, dv.port)
     try:
         sp.setup()
         pf.setup()
         sp.start()
         pf.start()
+        if lmtp:
+            dv.setup()
+            dv.start()
         print(f"machine: {machine()}")
         print(f"load: smtp-source -s {args.sessions} -m {args.messages} "
               f"-l {args.size} (one message per connection), plus the "
@@ -550,6 +651,7 @@ def main():
         cases = {
             ("store", "sealpost"): (sp.port, STORE_RCPT, None),
             ("store", "postfix"): (pf.port, STORE_RCPT, pf.stored),
+            ("store", "postfix-lmtp"): (pf.port, LMTP_RCPT, dv.stored),
             ("relay", "sealpost"): (sp.port, RELAY_RCPT, sink.messages),
             ("relay", "postfix"): (pf.port, RELAY_RCPT, sink.messages),
         }
@@ -563,6 +665,8 @@ def main():
                 if rnd % 2:
                     servers = servers[::-1]
                 for server in servers:
+                    if (case, server) not in cases:
+                        continue  # Postfix to LMTP is a store case only
                     port, rcpt, delivered = cases[case, server]
                     r = run_case(port, rcpt, delivered, args,
                                  f"{server}-{case}-{rnd}")
@@ -578,6 +682,7 @@ def main():
     finally:
         sp.stop()
         pf.stop()
+        dv.stop()
         sink.stop()
         if args.keep:
             print(f"work directory kept: {work}")
@@ -594,6 +699,8 @@ def main():
     print("| --- | --- | --- | --- | --- | --- |")
     for case in args.cases:
         for server in args.servers:
+            if not results.get((case, server)):
+                continue
             print(f"| {case} | {server} "
                   f"| {med(case, server, 'rate'):.0f} "
                   f"| {med(case, server, 'accept_rate'):.0f} "
@@ -601,14 +708,16 @@ def main():
                   f"| {med(case, server, 'p99'):.1f} |")
     print()
     for case in args.cases:
-        if len(args.servers) < 2:
-            break
-        ratio = med(case, "sealpost", "rate") / med(case, "postfix", "rate")
-        acc = (med(case, "sealpost", "accept_rate")
-               / med(case, "postfix", "accept_rate"))
-        p99 = med(case, "sealpost", "p99") / med(case, "postfix", "p99")
-        print(f"{case}: Sealpost/Postfix rate {ratio:.2f} (delivered), "
-              f"{acc:.2f} (accepted); p99 Sealpost/Postfix {p99:.2f}")
+        for other in ("postfix", "postfix-lmtp"):
+            if (not results.get((case, "sealpost"))
+                    or not results.get((case, other))):
+                continue
+            ratio = med(case, "sealpost", "rate") / med(case, other, "rate")
+            acc = (med(case, "sealpost", "accept_rate")
+                   / med(case, other, "accept_rate"))
+            p99 = med(case, "sealpost", "p99") / med(case, other, "p99")
+            print(f"{case}: Sealpost/{other} rate {ratio:.2f} (delivered), "
+                  f"{acc:.2f} (accepted); p99 Sealpost/{other} {p99:.2f}")
 
 if __name__ == "__main__":
     main()

@@ -125,6 +125,7 @@ struct account_domain {
 	time_t created;
 	size_t alias_count;
 	bool dkim_ed25519; /* sign with the Ed25519 key too (a second sig) */
+	char *backup_bucket; /* its own S3 bucket for backups; NULL: none */
 };
 
 /* Frees; NULLs the pointer; accepts NULL. */
@@ -206,9 +207,57 @@ enum account_error account_domain_set_dkim_ed25519(struct account_db *db,
 						   const char *domain,
 						   bool enabled,
 						   const char **error_r);
+/* Gives the domain its own S3 bucket for its mailboxes' backups; NULL or
+ * "" goes back to the s3_bucket setting. A malformed bucket name is
+ * ACCOUNT_ERR_INVALID. */
+enum account_error account_domain_set_backup_bucket(struct account_db *db,
+						    const char *domain,
+						    const char *bucket,
+						    const char **error_r);
+/* The backup bucket of the alias's domain: 1 and *bucket_r (caller
+ * frees), 0 when the domain has none (or there is no such alias; the
+ * s3_bucket setting applies), -1 on error. */
+int account_alias_backup_bucket(struct account_db *db, const char *address,
+				char **bucket_r, const char **error_r);
+
 /* The selector a key of `type` made at `when` gets: "sp202611" or
  * "sp202611e" (UTC month); caller frees. */
 char *account_dkim_selector(enum mailauth_key_type type, time_t when);
+
+/* ---- The signing-key cache (keyring.c) ---- */
+
+/* Loaded signing keys shared by the threads that sign (route's ARC seals,
+ * the queue's DKIM signatures): an entry is read from the control plane
+ * once and re-read after 60 s, so a key rotation reaches a running server
+ * without a restart. Users hold a reference while they sign. Thread-safe. */
+struct account_keyring;
+struct account_keyring_ref;
+
+struct account_signing_keys {
+	const struct account_dkim_key *rsa;	/* never NULL */
+	const struct account_dkim_key *ed25519; /* NULL when none */
+	bool ed25519_enabled;			/* the domain's dkim_ed25519 */
+};
+
+struct account_keyring *account_keyring_create(void);
+/* Frees; references still held stay valid until released. NULLs, accepts
+ * NULL. */
+void account_keyring_destroy(struct account_keyring **keyring);
+/* The cached keys of `domain` (ASCII, as stored) with a reference for the
+ * caller, or NULL when they are not cached or are older than the TTL. */
+struct account_keyring_ref *account_keyring_lookup(struct account_keyring *kr,
+						   const char *domain);
+/* Reads the domain's keys from `db` (making them for a domain from before
+ * keys existed) and caches them: 1 and *ref_r, 0 when the domain does not
+ * exist, -1 on error (*error_r). */
+int account_keyring_load(struct account_keyring *kr, struct account_db *db,
+			 const char *domain, struct account_keyring_ref **ref_r,
+			 const char **error_r);
+const struct account_signing_keys *
+account_keyring_keys(const struct account_keyring_ref *ref);
+/* Drops the caller's reference; NULLs it, accepts NULL. */
+void account_keyring_release(struct account_keyring *kr,
+			     struct account_keyring_ref **ref);
 
 struct account_owner {
 	char *name;
@@ -267,6 +316,7 @@ struct account_alias {
 	char mailbox_id[ACCOUNT_MAILBOX_ID_BUF];
 	bool has_mailbox;     /* a mailbox target is among the targets */
 	bool has_credentials; /* a password has been set */
+	bool save_sent;	      /* submitted mail copied to its Sent folder */
 	time_t created;
 	struct account_target *targets; /* in order */
 	size_t target_count;
@@ -293,6 +343,7 @@ struct account_alias_change {
 	int enabled;	     /* -1 keep, 0, 1 */
 	const char *pgp_key; /* NULL keep, "" remove, else armored text */
 	int64_t quota_bytes; /* -1 keep, 0 no limit */
+	int save_sent;	     /* -1 keep, 0, 1 */
 };
 
 void account_alias_change_init(struct account_alias_change *change);
@@ -403,6 +454,17 @@ void account_cache_clear(void);
 /* Wipes the entries whose time is up; the server calls it from a timer
  * (every cache call does it too). */
 void account_cache_expire(void);
+
+/* ---- Mailboxes held shut (a restore swapping the file) ----
+ *
+ * Process-wide and thread-safe. While a mailbox id is held, the IMAP and
+ * POP3 servers do not open its file: a login fails as a temporary failure.
+ * A hold ends with account_mailbox_unhold() or after `seconds` (monotonic
+ * clock), whichever comes first, so a restore that dies cannot keep the
+ * owner out for long. Holding an id that is held renews its time. */
+void account_mailbox_hold(const char *mailbox_id, unsigned seconds);
+void account_mailbox_unhold(const char *mailbox_id);
+bool account_mailbox_held(const char *mailbox_id);
 
 struct account_cache_stats {
 	size_t entries;

@@ -70,6 +70,7 @@ account_alias_change_init(struct account_alias_change *change)
 	change->mailbox = -1;
 	change->enabled = -1;
 	change->quota_bytes = -1;
+	change->save_sent = -1;
 }
 
 static int
@@ -108,8 +109,8 @@ account_alias_load(struct account_db *db, int64_t id,
 {
 	sqlite3_stmt *stmt = db_prepare(
 		db->db, "SELECT kind, local, enabled, quota_bytes, pgp_key, "
-			"mailbox_id, verifier IS NOT NULL, created, domain_id "
-			"FROM aliases WHERE id = ?1;");
+			"mailbox_id, verifier IS NOT NULL, created, domain_id, "
+			"save_sent FROM aliases WHERE id = ?1;");
 	struct account_alias *a;
 	int64_t domain_id;
 	int rc;
@@ -138,6 +139,7 @@ account_alias_load(struct account_db *db, int64_t id,
 	a->has_credentials = sqlite3_column_int(stmt, 6) != 0;
 	a->created = (time_t)sqlite3_column_int64(stmt, 7);
 	domain_id = sqlite3_column_int64(stmt, 8);
+	a->save_sent = sqlite3_column_int(stmt, 9) != 0;
 	sqlite3_finalize(stmt);
 
 	rc = account_domain_get_id(db, domain_id, &a->domain, error_r);
@@ -429,6 +431,16 @@ change_apply(struct account_db *db, int64_t id, const char *self,
 					  "WHERE id = ?1;");
 		sqlite3_bind_int64(stmt, 1, id);
 		sqlite3_bind_int(stmt, 2, change->enabled != 0);
+		rc = sqlite3_step(stmt);
+		sqlite3_finalize(stmt);
+		if (rc != SQLITE_DONE)
+			return account_db_fail(db, "update alias", error_r);
+	}
+	if (change->save_sent >= 0) {
+		stmt = db_prepare(db->db, "UPDATE aliases SET save_sent = ?2 "
+					  "WHERE id = ?1;");
+		sqlite3_bind_int64(stmt, 1, id);
+		sqlite3_bind_int(stmt, 2, change->save_sent != 0);
 		rc = sqlite3_step(stmt);
 		sqlite3_finalize(stmt);
 		if (rc != SQLITE_DONE)

@@ -75,6 +75,12 @@ static const char *const account_migrations[] = {
 	"  private_key BLOB NOT NULL,"
 	"  created INTEGER NOT NULL,"
 	"  UNIQUE (domain_id, algorithm));",
+	/* 3: whether a copy of the alias's submitted mail goes to its Sent
+	 * folder (on by default). */
+	"ALTER TABLE aliases ADD COLUMN save_sent INTEGER NOT NULL DEFAULT 1;",
+	/* 4: a domain's own S3 bucket for its mailboxes' backups (NULL: the
+	 * s3_bucket setting). */
+	"ALTER TABLE domains ADD COLUMN backup_bucket TEXT;",
 };
 
 const char *

@@ -13,7 +13,7 @@
 	"d.id, d.name, o.name, o.quota_bytes, d.verify_token, "                \
 	"d.retention_days, d.quota_bytes, d.webhook_key, d.created, "          \
 	"(SELECT count(*) FROM aliases a WHERE a.domain_id = d.id), "         \
-	"d.dkim_ed25519 "                                                      \
+	"d.dkim_ed25519, d.backup_bucket "                                     \
 	"FROM domains d JOIN owners o ON o.id = d.owner_id "
 
 static struct account_domain *
@@ -36,6 +36,9 @@ domain_from_row(sqlite3_stmt *stmt)
 	d->created = (time_t)sqlite3_column_int64(stmt, 8);
 	d->alias_count = (size_t)sqlite3_column_int64(stmt, 9);
 	d->dkim_ed25519 = sqlite3_column_int(stmt, 10) != 0;
+	if (sqlite3_column_type(stmt, 11) == SQLITE_TEXT)
+		d->backup_bucket =
+			xstrdup((const char *)sqlite3_column_text(stmt, 11));
 	return d;
 }
 
@@ -50,6 +53,7 @@ account_domain_free(struct account_domain **domain)
 	free(d->name_utf8);
 	free(d->owner);
 	free(d->verify_token);
+	free(d->backup_bucket);
 	explicit_bzero(d->webhook_key, sizeof(d->webhook_key));
 	free(d);
 	*domain = NULL;
@@ -507,4 +511,89 @@ account_mailbox_ids(struct account_db *db, const char *owner,
 	*ids_r = ids;
 	*count_r = count;
 	return ACCOUNT_OK;
+}
+
+/* S3 bucket names (AWS rules, which other S3 services follow): 3-63
+ * characters of lower-case letters, digits, '.' and '-', starting and
+ * ending with a letter or digit. Anything else would also break the
+ * virtual-host URL. */
+static bool
+backup_bucket_is_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len < 3 || len > 63)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (!alnum && ((c != '.' && c != '-') || i == 0 ||
+			       i == len - 1))
+			return false;
+	}
+	return true;
+}
+
+enum account_error
+account_domain_set_backup_bucket(struct account_db *db, const char *domain,
+				 const char *bucket, const char **error_r)
+{
+	char *ascii = account_domain_normalize(domain);
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (ascii == NULL) {
+		*error_r = account_error_printf("no domain %s", domain);
+		return ACCOUNT_ERR_NOTFOUND;
+	}
+	if (bucket != NULL && *bucket != '\0' &&
+	    !backup_bucket_is_valid(bucket)) {
+		free(ascii);
+		*error_r = account_error_printf(
+			"not an S3 bucket name: 3-63 characters a-z, 0-9, "
+			"'.' and '-'");
+		return ACCOUNT_ERR_INVALID;
+	}
+	stmt = db_prepare(db->db, "UPDATE domains SET backup_bucket = ?1 "
+				  "WHERE name = ?2;");
+	if (bucket != NULL && *bucket != '\0')
+		sqlite3_bind_text(stmt, 1, bucket, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(stmt, 1);
+	sqlite3_bind_text(stmt, 2, ascii, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		free(ascii);
+		return account_db_fail(db, "backup bucket", error_r);
+	}
+	if (sqlite3_changes(db->db) == 0) {
+		*error_r = account_error_printf("no domain %s", ascii);
+		free(ascii);
+		return ACCOUNT_ERR_NOTFOUND;
+	}
+	free(ascii);
+	return ACCOUNT_OK;
+}
+
+int
+account_alias_backup_bucket(struct account_db *db, const char *address,
+			    char **bucket_r, const char **error_r)
+{
+	struct account_alias *alias = NULL;
+	int rc;
+
+	*bucket_r = NULL;
+	rc = account_alias_get(db, address, &alias, error_r);
+	if (rc <= 0)
+		return rc;
+	if (alias->domain != NULL && alias->domain->backup_bucket != NULL) {
+		*bucket_r = xstrdup(alias->domain->backup_bucket);
+		rc = 1;
+	} else {
+		rc = 0;
+	}
+	account_alias_free(&alias);
+	return rc;
 }

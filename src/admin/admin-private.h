@@ -59,6 +59,7 @@ admin_cmd_func admin_cmd_domain_remove;
 admin_cmd_func admin_cmd_domain_dns;
 admin_cmd_func admin_cmd_domain_rotate_dkim;
 admin_cmd_func admin_cmd_domain_dkim_ed25519;
+admin_cmd_func admin_cmd_domain_set;
 admin_cmd_func admin_cmd_alias_add;
 admin_cmd_func admin_cmd_alias_list;
 admin_cmd_func admin_cmd_alias_show;
@@ -93,6 +94,11 @@ admin_cmd_func admin_cmd_mailbox_export;
 admin_cmd_func admin_cmd_mailbox_delete;
 admin_cmd_func admin_cmd_mailbox_stats;
 admin_cmd_func admin_cmd_deliver;
+/* The outbound queue (cmd-queue.c). */
+admin_cmd_func admin_cmd_queue_list;
+admin_cmd_func admin_cmd_queue_show;
+admin_cmd_func admin_cmd_queue_retry;
+admin_cmd_func admin_cmd_queue_drop;
 /* Backups (cmd-backup.c). */
 admin_cmd_func admin_cmd_mailbox_backup;
 admin_cmd_func admin_cmd_mailbox_backups;
@@ -123,5 +129,33 @@ void admin_pending_remove(const char *data_dir, const char *mailbox_id);
 /* An account_mailbox_removed_func (context: the data directory) that
  * securely deletes the mailbox file and spool of a removed alias. */
 void admin_mailbox_removed(const char *mailbox_id, void *context);
+
+/* ---- The control channel of a running server (control.c) ----
+ *
+ * `serve` listens on <data>/control.sock (0600, its own user; a Unix
+ * socket on its event loop) so that the CLI, a separate process, can have
+ * it close the sessions of a mailbox before a restore swaps the file. */
+struct event_base;
+struct imap_server;
+struct pop3_server;
+struct admin_control;
+/* Binds the socket (removing one a dead server left) and serves it on
+ * `base`. imap/pop3 may be NULL. 0, or -1 with *error_r (another server
+ * answers on it, path too long). */
+int admin_control_start(struct event_base *base, const char *data_dir,
+			struct imap_server *imap, struct pop3_server *pop3,
+			struct admin_control **ctl_r, const char **error_r);
+/* Ends every hold of its clients, closes and removes the socket. */
+void admin_control_stop(struct admin_control **ctl);
+/* Client: asks the server on `data_dir` to close every session of the
+ * mailbox and keep it shut. 1: done, *closed_r sessions were closed and
+ * *fd_r is the open connection (the mailbox stays shut until
+ * admin_control_done, the connection's end, or a minute); 0: no server is
+ * running (no socket, or nobody behind it); -1 with *error_r. */
+int admin_control_close_sessions(const char *data_dir, const char *mailbox_id,
+				 int *fd_r, unsigned *closed_r,
+				 const char **error_r);
+/* Ends the hold and closes *fd (ignores -1). */
+void admin_control_done(int *fd, const char *mailbox_id);
 
 #endif

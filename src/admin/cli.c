@@ -33,6 +33,10 @@ static const struct admin_command admin_commands[] = {
 	 admin_cmd_domain_show},
 	{"domain remove", "DOMAIN [--force]",
 	 "remove a domain (--force: with its aliases)", admin_cmd_domain_remove},
+	{"domain set", "DOMAIN --backup-bucket NAME",
+	 "give the domain's mailboxes their own S3 bucket for backups (\"\": "
+	 "back to the s3_bucket setting)",
+	 admin_cmd_domain_set},
 	{"domain dns", "DOMAIN",
 	 "print the domain's DNS records as zone-file lines",
 	 admin_cmd_domain_dns},
@@ -44,7 +48,7 @@ static const struct admin_command admin_commands[] = {
 	 admin_cmd_domain_dkim_ed25519},
 	{"alias add", "ADDRESS [--mailbox] [--forward ADDR]... "
 		      "[--webhook URL]... [--quota BYTES] [--pgp-key FILE] "
-		      "[--disabled]",
+		      "[--disabled] [--no-save-sent]",
 	 "add an alias: local@domain, *@domain (catch-all) or "
 	 "/regex/@domain",
 	 admin_cmd_alias_add},
@@ -55,8 +59,10 @@ static const struct admin_command admin_commands[] = {
 	{"alias set", "ADDRESS [--mailbox|--no-mailbox] [--forward ADDR]... "
 		      "[--webhook URL]... [--clear-targets] "
 		      "[--enable|--disable] [--pgp-key FILE|--no-pgp-key] "
-		      "[--quota BYTES]",
-	 "change an alias's targets and settings", admin_cmd_alias_set},
+		      "[--quota BYTES] [--save-sent|--no-save-sent]",
+	 "change an alias's targets and settings (--no-save-sent: no copy "
+	 "of submitted mail in its Sent folder)",
+	 admin_cmd_alias_set},
 	{"owner list", "[--json]", "list owners with their shared quota",
 	 admin_cmd_owner_list},
 	{"owner set", "NAME --quota BYTES",
@@ -67,13 +73,18 @@ static const struct admin_command admin_commands[] = {
 	 "re-keys it (the current password from SEALPOST_OLD_PASSWORD or a "
 	 "prompt)",
 	 admin_cmd_alias_password},
-	{"mailbox import", "ADDRESS FILE... [--folder NAME]",
-	 "import MBOX files or single messages (.eml); password from "
+	{"mailbox import", "ADDRESS FILE|DIR... [--folder NAME]",
+	 "import MBOX files or single messages (.eml), or the directory of "
+	 "a whole-mailbox EML export; messages of a whole-mailbox export go "
+	 "back to their folders (created when missing); password from "
 	 "SEALPOST_PASSWORD or a prompt",
 	 admin_cmd_mailbox_import},
 	{"mailbox export", "ADDRESS [--folder NAME] [--format mbox|eml] -o PATH",
-	 "export the mailbox (or one folder) as an mboxrd file or a directory "
-	 "of EML files",
+	 "export the mailbox (or one folder) as an mboxrd file or a "
+	 "directory of EML files (FOLDER/UID.eml); in a whole-mailbox mboxrd "
+	 "each message outside INBOX starts with an 'X-Sealpost-Folder: "
+	 "NAME' line that import removes again; messages byte for byte, "
+	 "flags not kept",
 	 admin_cmd_mailbox_export},
 	{"mailbox delete", "ADDRESS",
 	 "securely delete the alias's mailbox file and spool",
@@ -89,12 +100,24 @@ static const struct admin_command admin_commands[] = {
 	 "download a backup (default: the newest), verified, to FILE",
 	 admin_cmd_mailbox_download},
 	{"mailbox restore", "ADDRESS [VERSION|--file FILE]",
-	 "replace the mailbox with a verified backup (the alias must have "
-	 "no open session)",
+	 "replace the mailbox with a verified backup (a running server "
+	 "closes the alias's sessions first)",
 	 admin_cmd_mailbox_restore},
 	{"mailbox stats", "ADDRESS [--json]",
 	 "messages and bytes per folder, de-duplicated attachments",
 	 admin_cmd_mailbox_stats},
+	{"queue list", "[--json]",
+	 "list the outbound queue: per message its recipients' states",
+	 admin_cmd_queue_list},
+	{"queue show", "ID [--json]",
+	 "show a queued message: per recipient state, attempts, next attempt, "
+	 "last answer and its classification",
+	 admin_cmd_queue_show},
+	{"queue retry", "ID", "make a queued message's pending recipients due "
+			      "now",
+	 admin_cmd_queue_retry},
+	{"queue drop", "ID", "remove a message from the queue (no report)",
+	 admin_cmd_queue_drop},
 	{"deliver", "ADDRESS < MESSAGE",
 	 "route one message through the alias lookup into the mailbox spool, "
 	 "as the MX does",

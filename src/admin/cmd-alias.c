@@ -77,6 +77,10 @@ alias_args_parse(struct admin_ctx *ctx, int argc, char **argv, bool set,
 		} else if (strcmp(arg, "--disable") == 0 ||
 			   (!set && strcmp(arg, "--disabled") == 0)) {
 			args->change.enabled = 0;
+		} else if (strcmp(arg, "--save-sent") == 0) {
+			args->change.save_sent = 1;
+		} else if (strcmp(arg, "--no-save-sent") == 0) {
+			args->change.save_sent = 0;
 		} else if (set && strcmp(arg, "--no-pgp-key") == 0) {
 			free(args->pgp_key);
 			args->pgp_key = xstrdup("");
@@ -163,6 +167,7 @@ alias_json(const struct account_alias *a, bool full)
 	}
 	json_object_set_new(o, "targets", targets);
 	json_object_set_new(o, "quota_bytes", json_integer(a->quota_bytes));
+	json_object_set_new(o, "save_sent", json_boolean(a->save_sent));
 	json_object_set_new(o, "has_password",
 			    json_boolean(a->has_credentials));
 	json_object_set_new(o, "has_pgp_key", json_boolean(a->pgp_key != NULL));
@@ -332,6 +337,7 @@ admin_cmd_alias_show(struct admin_ctx *ctx, int argc, char **argv)
 					     ? "catch-all"
 					     : "regular expression");
 		printf("enabled: %s\n", a->enabled ? "yes" : "no");
+		printf("save sent: %s\n", a->save_sent ? "yes" : "no");
 		printf("targets: ");
 		print_targets(a, stdout);
 		fputc('\n', stdout);

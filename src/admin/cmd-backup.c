@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* backup_error -> exit code: all failures are ADMIN_EXIT_FAIL, with the
@@ -59,21 +60,24 @@ backup_cli_login(struct admin_ctx *ctx, const char *address, bool need_target,
 	if (admin_become_data_owner(ctx) < 0 ||
 	    (l->adb = admin_account_open(ctx)) == NULL)
 		return ADMIN_EXIT_FAIL;
-	/* Configuration first: no password is asked for nothing. The
-	 * domain's own bucket has no field in the control plane yet, so
-	 * every domain uses s3_bucket. */
-	if (need_target) {
-		berr = backup_target_from_settings(NULL, &l->target, &error);
-		if (berr != BACKUP_OK) {
-			backup_cli_logout(l);
-			return backup_cli_fail(berr, error);
-		}
-	}
 	rc = account_alias_get(l->adb, address, &l->alias, &error);
 	if (rc <= 0) {
 		backup_cli_logout(l);
 		return rc == 0 ? admin_fail("no alias %s", address)
 			       : admin_fail("%s", error);
+	}
+	/* Configuration first: no password is asked for nothing. The
+	 * alias's domain may name its own bucket. */
+	if (need_target) {
+		berr = backup_target_from_settings(
+			l->alias->domain != NULL
+				? l->alias->domain->backup_bucket
+				: NULL,
+			&l->target, &error);
+		if (berr != BACKUP_OK) {
+			backup_cli_logout(l);
+			return backup_cli_fail(berr, error);
+		}
 	}
 	if (!l->alias->has_mailbox || !l->alias->has_credentials) {
 		rc = admin_fail(!l->alias->has_mailbox
@@ -143,7 +147,23 @@ admin_cmd_mailbox_backup(struct admin_ctx *ctx, int argc, char **argv)
 		return admin_usage(ctx, "ADDRESS is needed");
 	if (admin_load_conf(ctx) < 0)
 		return ADMIN_EXIT_FAIL;
-	err = backup_target_from_settings(NULL, &target, &error);
+	/* The domain's own bucket, before the password is asked for. */
+	{
+		struct account_db *adb;
+		char *bucket = NULL;
+		int rc;
+
+		if (admin_become_data_owner(ctx) < 0 ||
+		    (adb = admin_account_open(ctx)) == NULL)
+			return ADMIN_EXIT_FAIL;
+		rc = account_alias_backup_bucket(adb, argv[0], &bucket,
+						 &error);
+		account_db_close(&adb);
+		if (rc < 0)
+			return admin_fail("%s", error);
+		err = backup_target_from_settings(bucket, &target, &error);
+		free(bucket);
+	}
 	if (err != BACKUP_OK)
 		return backup_cli_fail(err, error);
 	/* Opening drains the spool: what has arrived is in the backup. */
@@ -163,6 +183,7 @@ admin_cmd_mailbox_backup(struct admin_ctx *ctx, int argc, char **argv)
 
 		json_object_set_new(o, "uploaded",
 				    json_boolean(result.uploaded));
+		json_object_set_new(o, "copied", json_boolean(result.copied));
 		json_object_set_new(o, "version",
 				    json_string(result.version.version));
 		json_object_set_new(
@@ -270,9 +291,32 @@ admin_cmd_mailbox_download(struct admin_ctx *ctx, int argc, char **argv)
 	return ADMIN_EXIT_OK;
 }
 
+/* The restore's before_swap: a running server closes the alias's sessions
+ * (IMAP "* BYE", POP3 "-ERR") and keeps the mailbox shut until
+ * admin_control_done. No server: nothing to close. */
+struct backup_cli_swap {
+	const char *data_dir;
+	const char *mailbox_id;
+	int fd;
+	unsigned closed;
+};
+
+static int
+backup_cli_before_swap(void *_ctx, const char **error_r)
+{
+	struct backup_cli_swap *swap = _ctx;
+
+	if (admin_control_close_sessions(swap->data_dir, swap->mailbox_id,
+					 &swap->fd, &swap->closed,
+					 error_r) < 0)
+		return -1;
+	return 0;
+}
+
 int
 admin_cmd_mailbox_restore(struct admin_ctx *ctx, int argc, char **argv)
 {
+	struct backup_cli_swap swap = {.fd = -1};
 	struct backup_cli_login l;
 	const char *address = NULL, *version = NULL, *file = NULL, *value;
 	const char *error = NULL;
@@ -305,10 +349,19 @@ admin_cmd_mailbox_restore(struct admin_ctx *ctx, int argc, char **argv)
 	ret = backup_cli_login(ctx, address, file == NULL, &l);
 	if (ret != ADMIN_EXIT_OK)
 		return ret;
+	swap.data_dir = ctx->data_dir;
+	swap.mailbox_id = l.keys.mailbox_id;
 	err = backup_restore(file == NULL ? &l.target : NULL, ctx->data_dir,
 			     l.keys.mailbox_id, l.keys.mailbox_key, version,
-			     file, &messages, &error);
+			     file, backup_cli_before_swap, &swap, &messages,
+			     &error);
+	/* The server lets the alias in again: to the restored file. */
+	admin_control_done(&swap.fd, l.keys.mailbox_id);
 	backup_cli_logout(&l);
+	if (swap.closed > 0 && !ctx->json)
+		fprintf(stderr,
+			"sealpost: closed %u session(s) of the alias first\n",
+			swap.closed);
 	if (err != BACKUP_OK)
 		return backup_cli_fail(err, error);
 	if (ctx->json) {
@@ -316,6 +369,8 @@ admin_cmd_mailbox_restore(struct admin_ctx *ctx, int argc, char **argv)
 
 		json_object_set_new(o, "messages",
 				    json_integer((json_int_t)messages));
+		json_object_set_new(o, "sessions_closed",
+				    json_integer((json_int_t)swap.closed));
 		admin_json_print(o);
 	} else {
 		printf("restored %llu messages\n",

@@ -129,6 +129,10 @@ domain_json(const struct account_domain *d, bool full)
 	json_object_set_new(o, "quota_bytes", json_integer(d->quota_bytes));
 	json_object_set_new(o, "created", json_string(created));
 	json_object_set_new(o, "dkim_ed25519", json_boolean(d->dkim_ed25519));
+	json_object_set_new(o, "backup_bucket",
+			    d->backup_bucket != NULL
+				    ? json_string(d->backup_bucket)
+				    : json_null());
 	if (full) {
 		char key[2 * ACCOUNT_WEBHOOK_KEY_BYTES + 1];
 
@@ -316,6 +320,9 @@ admin_cmd_domain_show(struct admin_ctx *ctx, int argc, char **argv)
 		printf("verification token: %s\n", d->verify_token);
 		printf("second DKIM signature (Ed25519): %s\n",
 		       d->dkim_ed25519 ? "on" : "off");
+		printf("backup bucket: %s\n",
+		       d->backup_bucket != NULL ? d->backup_bucket
+						: "(the s3_bucket setting)");
 		printf("webhook signing key: %s\n", key);
 		printf("created: %s\n", created);
 		explicit_bzero(key, sizeof(key));
@@ -566,5 +573,43 @@ admin_cmd_owner_set(struct admin_ctx *ctx, int argc, char **argv)
 		return admin_fail("%s", error);
 	}
 	account_db_close(&db);
+	return ADMIN_EXIT_OK;
+}
+
+int
+admin_cmd_domain_set(struct admin_ctx *ctx, int argc, char **argv)
+{
+	const char *name = NULL, *bucket = NULL, *error;
+	struct account_db *db;
+	enum account_error err;
+	int rc;
+
+	for (int i = 0; i < argc; i++) {
+		if ((rc = admin_option_value(argc, argv, &i, "--backup-bucket",
+					     &bucket)) != 0) {
+			if (rc < 0)
+				return admin_usage(ctx, "--backup-bucket needs "
+							"NAME (\"\": the "
+							"s3_bucket setting)");
+		} else if (argv[i][0] == '-') {
+			return admin_usage(ctx, "unknown option '%s'", argv[i]);
+		} else if (name == NULL) {
+			name = argv[i];
+		} else {
+			return admin_usage(ctx, "unexpected argument '%s'",
+					   argv[i]);
+		}
+	}
+	if (name == NULL)
+		return admin_usage(ctx, "DOMAIN is missing");
+	if (bucket == NULL)
+		return admin_usage(ctx,
+				   "nothing to change (--backup-bucket NAME)");
+	if ((db = admin_account_open(ctx)) == NULL)
+		return ADMIN_EXIT_FAIL;
+	err = account_domain_set_backup_bucket(db, name, bucket, &error);
+	account_db_close(&db);
+	if (err != ACCOUNT_OK)
+		return admin_fail("%s", error);
 	return ADMIN_EXIT_OK;
 }

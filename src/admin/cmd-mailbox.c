@@ -69,12 +69,8 @@ admin_mailbox_open(struct admin_ctx *ctx, const char *address,
 		admin_mailbox_close(am);
 		return admin_fail("the password is too long");
 	}
-	aerr = account_login(am->adb, am->alias->address, password, &am->keys,
-			     &error);
-	if (aerr == ACCOUNT_ERR_AUTH &&
-	    admin_login_recover(ctx, am->adb, am->alias, password) == 1)
-		aerr = account_login(am->adb, am->alias->address, password,
-				     &am->keys, &error);
+	aerr = store_login(am->adb, ctx->data_dir, am->alias->address,
+			   password, &am->keys, &error);
 	admin_secret_free(&password);
 	if (aerr != ACCOUNT_OK) {
 		admin_mailbox_close(am);
@@ -95,9 +91,6 @@ admin_mailbox_open(struct admin_ctx *ctx, const char *address,
 		admin_mailbox_close(am);
 		return rc;
 	}
-	/* The mailbox opens with the current password: a pending re-key that
-	 * never reached the file is void. */
-	admin_pending_remove(ctx->data_dir, am->keys.mailbox_id);
 	serr = store_spool_drain(am->mbox, am->keys.public_key,
 				 am->keys.secret_key, &drained, &error);
 	if (serr != STORE_OK) {

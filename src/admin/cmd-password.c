@@ -9,10 +9,9 @@
  *
  * The file and the control plane cannot change in one atomic step, so the
  * new credentials are first written to <data>/mailboxes/<id>.pending,
- * encrypted with the server key. If the process dies after the file was
- * re-keyed but before the control plane was updated, the next login with
- * the new password finds them there, proves them by opening the mailbox
- * and completes the change (admin_login_recover). */
+ * encrypted with the server key, all under the mailbox's re-key lock. If
+ * the process dies half-way, the next login anywhere (IMAP, POP3, the CLI:
+ * store_login) completes or undoes the change; see store/rekey.c. */
 #include "admin-private.h"
 
 #include "account/account.h"
@@ -26,147 +25,24 @@
 #include <string.h>
 #include <unistd.h>
 
-/* salt | verifier | public key | wrapped secret key length (1) | wrapped */
-#define PENDING_PLAIN_BYTES                                                  \
-	(CRYPTO_SALT_BYTES + CRYPTO_VERIFIER_BYTES + CRYPTO_PUBLIC_KEY_BYTES + \
-	 1 + ACCOUNT_WRAPPED_SK_BYTES)
-
-static char *
-pending_path(const char *data_dir, const char *mailbox_id)
-{
-	return xasprintf("%s/mailboxes/%s.pending", data_dir, mailbox_id);
-}
-
-static struct crypto_key *
-server_key_load(const char *data_dir)
-{
-	struct crypto_key *key = crypto_key_create();
-	char *path = xasprintf("%s/server.key", data_dir);
-	int rc = crypto_server_key_load(path, key);
-
-	free(path);
-	if (rc < 0)
-		crypto_key_destroy(&key);
-	return key;
-}
-
-static int
-pending_write(const char *data_dir, const char *mailbox_id,
-	      const struct account_credentials *creds)
-{
-	unsigned char plain[PENDING_PLAIN_BYTES] = {0};
-	unsigned char sealed[PENDING_PLAIN_BYTES + CRYPTO_WRAP_OVERHEAD];
-	struct crypto_key *skey = server_key_load(data_dir);
-	unsigned char *p = plain;
-	char *path;
-	int ret;
-
-	if (skey == NULL)
-		return -1;
-	memcpy(p, creds->salt, CRYPTO_SALT_BYTES);
-	p += CRYPTO_SALT_BYTES;
-	memcpy(p, creds->verifier, CRYPTO_VERIFIER_BYTES);
-	p += CRYPTO_VERIFIER_BYTES;
-	memcpy(p, creds->public_key, CRYPTO_PUBLIC_KEY_BYTES);
-	p += CRYPTO_PUBLIC_KEY_BYTES;
-	*p++ = (unsigned char)creds->wrapped_sk_len;
-	memcpy(p, creds->wrapped_sk, creds->wrapped_sk_len);
-	crypto_wrap(skey, plain, sizeof(plain), sealed);
-	sodium_memzero(plain, sizeof(plain));
-	crypto_key_destroy(&skey);
-	path = pending_path(data_dir, mailbox_id);
-	ret = fs_write_atomic(path, sealed, sizeof(sealed), 0600);
-	free(path);
-	return ret;
-}
-
-/* 1 and *creds_r, 0 when there is no pending change, -1 when it is
- * unreadable. */
-static int
-pending_read(const char *data_dir, const char *mailbox_id,
-	     struct account_credentials *creds_r)
-{
-	unsigned char plain[PENDING_PLAIN_BYTES];
-	struct crypto_key *skey;
-	char *path = pending_path(data_dir, mailbox_id), *data;
-	const unsigned char *p = plain;
-	size_t len;
-	int rc;
-
-	rc = fs_read_file(path, &data, &len);
-	free(path);
-	if (rc < 0)
-		return errno == ENOENT ? 0 : -1;
-	skey = server_key_load(data_dir);
-	rc = -1;
-	if (skey != NULL && len == sizeof(plain) + CRYPTO_WRAP_OVERHEAD &&
-	    crypto_unwrap(skey, (unsigned char *)data, len, plain) == 0) {
-		memset(creds_r, 0, sizeof(*creds_r));
-		memcpy(creds_r->salt, p, CRYPTO_SALT_BYTES);
-		p += CRYPTO_SALT_BYTES;
-		memcpy(creds_r->verifier, p, CRYPTO_VERIFIER_BYTES);
-		p += CRYPTO_VERIFIER_BYTES;
-		memcpy(creds_r->public_key, p, CRYPTO_PUBLIC_KEY_BYTES);
-		p += CRYPTO_PUBLIC_KEY_BYTES;
-		creds_r->wrapped_sk_len = *p++;
-		if (creds_r->wrapped_sk_len <= ACCOUNT_WRAPPED_SK_BYTES) {
-			memcpy(creds_r->wrapped_sk, p, creds_r->wrapped_sk_len);
-			rc = 1;
-		}
-	}
-	crypto_key_destroy(&skey);
-	free(data);
-	return rc;
-}
-
 void
 admin_pending_remove(const char *data_dir, const char *mailbox_id)
 {
-	char *path = pending_path(data_dir, mailbox_id);
-
-	if (fs_exists(path))
-		(void)fs_secure_unlink(path);
-	free(path);
+	store_rekey_pending_remove(data_dir, mailbox_id);
 }
 
 int
 admin_login_recover(struct admin_ctx *ctx, struct account_db *adb,
 		    const struct account_alias *alias, const char *password)
 {
-	struct account_credentials pending, current;
-	struct crypto_login login = {0};
-	struct store_mailbox *mbox = NULL;
 	const char *error = NULL;
-	int rc;
 
-	rc = pending_read(ctx->data_dir, alias->mailbox_id, &pending);
-	if (rc <= 0)
-		return rc;
-	if (account_alias_get_credentials(adb, alias->address, &current,
-					  &error) <= 0)
-		return -1;
-	if (crypto_login_derive(password, strlen(password), pending.salt,
-				&login) < 0)
-		return -1;
-	rc = 0;
-	/* The pending password, and the file already re-keyed to it. */
-	if (crypto_verifier_equal(login.verifier, pending.verifier) &&
-	    store_mailbox_open(ctx->data_dir, alias->mailbox_id,
-			       login.mailbox_key, 0, &mbox,
-			       &error) == STORE_OK) {
-		store_mailbox_close(&mbox);
-		if (account_alias_set_credentials(adb, alias->address, &pending,
-						  current.verifier,
-						  &error) == ACCOUNT_OK) {
-			admin_pending_remove(ctx->data_dir, alias->mailbox_id);
-			rc = 1;
-		} else {
-			rc = -1;
-		}
-	}
-	crypto_login_clear(&login);
-	return rc;
+	return store_rekey_recover(adb, ctx->data_dir, alias->address,
+				   password, &error);
 }
+
+/* How long a change waits for the mailbox's sessions to close. */
+#define PASSWORD_LOCK_WAIT_MS 30000
 
 /* Creates the credentials of an alias that has none, and its mailbox. */
 static int
@@ -238,17 +114,14 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 	char *old_pw;
 	enum account_error aerr;
 	enum store_error serr;
-	int ret = ADMIN_EXIT_OK;
+	int ret = ADMIN_EXIT_OK, lock = -1;
 
 	old_pw = admin_read_secret("SEALPOST_OLD_PASSWORD",
 				   "Current password: ");
 	if (old_pw == NULL)
 		return admin_fail("the current password is too long");
-	aerr = account_login(adb, alias->address, old_pw, &old, &error);
-	if (aerr == ACCOUNT_ERR_AUTH &&
-	    admin_login_recover(ctx, adb, alias, old_pw) == 1)
-		aerr = account_login(adb, alias->address, old_pw, &old,
-				     &error);
+	aerr = store_login(adb, ctx->data_dir, alias->address, old_pw, &old,
+			   &error);
 	if (aerr != ACCOUNT_OK) {
 		admin_secret_free(&old_pw);
 		return aerr == ACCOUNT_ERR_AUTH
@@ -275,9 +148,21 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 		    CRYPTO_SECRET_KEY_BYTES, creds.wrapped_sk);
 	creds.wrapped_sk_len = ACCOUNT_WRAPPED_SK_BYTES;
 
-	if (pending_write(ctx->data_dir, alias->mailbox_id, &creds) < 0) {
-		ret = admin_fail("%s/mailboxes: %s", ctx->data_dir,
-				 strerror(errno));
+	/* Exclusive: no handle open on the file (sessions, backups, another
+	 * change), none opened until the change is done. Sessions that stay
+	 * open (IDLE) make it give up rather than lose their writes. */
+	lock = store_rekey_lock(ctx->data_dir, alias->mailbox_id,
+				PASSWORD_LOCK_WAIT_MS);
+	if (lock < 0) {
+		ret = admin_fail("the mailbox of %s is in use (open IMAP or "
+				 "POP3 sessions, a backup, another password "
+				 "change); the password is unchanged",
+				 alias->address);
+		goto out;
+	}
+	if (store_rekey_pending_write(ctx->data_dir, alias->mailbox_id, &creds,
+				      &error) < 0) {
+		ret = admin_fail("%s", error);
 		goto out;
 	}
 	/* Shown before the point of no return: whatever happens from here,
@@ -297,7 +182,7 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 		goto out;
 	}
 	/* Fault injection for the crash tests: die exactly in the window
-	 * that admin_login_recover() exists for. */
+	 * that store_rekey_recover() exists for. */
 	if (getenv("SEALPOST_TEST_CRASH_AFTER_REKEY") != NULL)
 		_exit(ADMIN_EXIT_FAIL);
 	if (account_alias_set_credentials(adb, alias->address, &creds,
@@ -311,6 +196,7 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 	}
 	admin_pending_remove(ctx->data_dir, alias->mailbox_id);
 out:
+	store_rekey_unlock(lock);
 	crypto_login_clear(&login);
 	account_session_keys_clear(&old);
 	account_login_release(alias->address);

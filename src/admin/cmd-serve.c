@@ -11,6 +11,7 @@
 #include "imap/imap.h"
 #include "net/net.h"
 #include "pop3/pop3.h"
+#include "queue/queue.h"
 #include "smtp/smtp.h"
 
 #include <errno.h>
@@ -125,7 +126,10 @@ admin_cmd_serve(struct admin_ctx *ctx, int argc, char **argv)
 	struct net_server *net = NULL;
 	struct imap_server *imap = NULL;
 	struct pop3_server *pop3 = NULL;
-	struct smtp_server *smtp = NULL;
+	struct smtp_server *smtp = NULL, *submission = NULL;
+	struct smtp_outbound *outbound = NULL;
+	struct queue *queue = NULL;
+	struct admin_control *control = NULL;
 	struct timeval ten = {10, 0};
 	const char *error;
 	int ret = ADMIN_EXIT_FAIL;
@@ -170,6 +174,16 @@ admin_cmd_serve(struct admin_ctx *ctx, int argc, char **argv)
 		admin_fail("smtp: %s", error);
 		goto out;
 	}
+	/* Opened (and created) before the data directory changes hands
+	 * below, so its files are handed over too. */
+	if (queue_open(ctx->data_dir, &queue, &error) < 0) {
+		admin_fail("queue: %s", error);
+		goto out;
+	}
+	if (smtp_submission_start(net, queue, &submission, &error) < 0) {
+		admin_fail("submission: %s", error);
+		goto out;
+	}
 	if (geteuid() == 0 && give_data_dir(ctx->data_dir) < 0) {
 		admin_fail("cannot hand the data directory to the service "
 			   "user: %s",
@@ -180,15 +194,43 @@ admin_cmd_serve(struct admin_ctx *ctx, int argc, char **argv)
 		admin_fail("%s", error);
 		goto out;
 	}
+	{
+		/* Deliveries are protocol code: they start only now, without
+		 * root. */
+		struct queue_runner_settings rs = {
+			.deliver = smtp_outbound_deliver,
+			.threads = conf_uint("queue_threads", 1),
+		};
+
+		outbound = smtp_outbound_create();
+		rs.deliver_ctx = outbound;
+		rs.hostname = smtp_outbound_hostname(outbound);
+		if (queue_runner_start(queue, &rs, &error) < 0) {
+			admin_fail("queue: %s", error);
+			goto out;
+		}
+	}
+	/* After the drop: the socket belongs to the service user, like the
+	 * data directory it lives in. Without it a restore refuses while a
+	 * session is open, so the server runs on. */
+	if (admin_control_start(base, ctx->data_dir, imap, pop3, &control,
+				&error) < 0)
+		log_warn(NULL, "control channel off: %s", error);
 	event_base_dispatch(base);
 	ret = ADMIN_EXIT_OK;
 out:
+	/* Its holds end and it stops using the IMAP and POP3 servers. */
+	admin_control_stop(&control);
 	/* Connections close first: their sessions still use the IMAP
 	 * server while they go. */
 	net_server_destroy(&net);
 	imap_server_destroy(&imap);
 	pop3_server_destroy(&pop3);
 	smtp_server_destroy(&smtp);
+	smtp_server_destroy(&submission);
+	/* The runner's deliveries use outbound until it stops. */
+	queue_close(&queue);
+	smtp_outbound_destroy(&outbound);
 	/* Daily backups hold copies of mailbox keys on their threads. */
 	backup_daily_shutdown();
 	account_cache_clear();

@@ -20,6 +20,7 @@ struct backup_s3_meta {
 	char sha256[65];      /* x-amz-meta-sha256, "" when absent */
 	char fingerprint[65]; /* x-amz-meta-fingerprint */
 	char created[21];     /* x-amz-meta-created, ISO 8601 */
+	char marker[65];      /* x-amz-meta-marker, "" when absent */
 };
 
 struct backup_s3_object {

@@ -247,6 +247,7 @@ backup_list(const struct backup_target *target, const char *mailbox_id,
 		str_copy(v->sha256, meta.sha256, sizeof(v->sha256));
 		str_copy(v->fingerprint, meta.fingerprint,
 			 sizeof(v->fingerprint));
+		str_copy(v->marker, meta.marker, sizeof(v->marker));
 		/* The time it was made by our clock; an object written by
 		 * someone else has only its name. */
 		if (meta.created[0] == '\0' ||
@@ -539,6 +540,30 @@ backup_prune(const struct backup_target *target, const char *mailbox_id,
 	return pruned;
 }
 
+/* The live mailbox's change marker, keyed with the mailbox key (like the
+ * fingerprint) so that the value stored as metadata tells the provider
+ * nothing, not even whether two mailboxes are alike. */
+static enum backup_error
+backup_marker(struct store_mailbox *mbox, const struct crypto_key *key,
+	      char out[65], const char **error_r)
+{
+	static const char label[] = "sealpost backup marker v1";
+	unsigned char msg[sizeof(label) + STORE_CHANGE_MARKER_BYTES], md[32];
+	const char *serror;
+	enum store_error serr;
+
+	memcpy(msg, label, sizeof(label));
+	serr = store_mailbox_change_marker(mbox, msg + sizeof(label),
+					   &serror);
+	if (serr != STORE_OK) {
+		backup_set_error(error_r, "%s", serror);
+		return backup_from_store(serr);
+	}
+	crypto_keyed_hash(key, msg, sizeof(msg), md);
+	hex_encode(md, sizeof(md), out);
+	return BACKUP_OK;
+}
+
 void
 backup_result_clear(struct backup_result *result)
 {
@@ -555,7 +580,7 @@ backup_mailbox(const struct backup_target *target, const char *data_dir,
 	struct backup_version *versions = NULL;
 	size_t version_count = 0;
 	char *tmp = backup_tmp_path(data_dir, mailbox_id, ".backup");
-	char sha[65], fp[65], created[21], stamp[17];
+	char sha[65], fp[65], marker[65], created[21], stamp[17];
 	uint64_t live = 0, copied = 0, size = 0;
 	enum backup_error err;
 	enum store_error serr;
@@ -583,6 +608,27 @@ backup_mailbox(const struct backup_target *target, const char *data_dir,
 					 : serror);
 		goto out;
 	}
+	/* First line: the change marker against the newest backup's. Read
+	 * before the copy, so a change committed in between is in the copy
+	 * but not in the recorded marker: the next run copies again rather
+	 * than skipping a change. */
+	err = backup_marker(mbox, key, marker, error_r);
+	if (err == BACKUP_OK)
+		err = backup_list(target, mailbox_id, &versions,
+				  &version_count, error_r);
+	if (err != BACKUP_OK) {
+		store_mailbox_close(&mbox);
+		goto out;
+	}
+	if (version_count > 0 && strcmp(versions[0].marker, marker) == 0) {
+		store_mailbox_close(&mbox);
+		result_r->uploaded = false;
+		result_r->copied = false;
+		result_r->version = versions[0];
+		result_r->version.key = xstrdup(versions[0].key);
+		result_r->upload_seconds = backup_now() - t0;
+		goto out;
+	}
 	serr = store_mailbox_snapshot(mbox, key, tmp, &live, &serror);
 	store_mailbox_close(&mbox);
 	if (serr != STORE_OK) {
@@ -592,6 +638,7 @@ backup_mailbox(const struct backup_target *target, const char *data_dir,
 	}
 	t1 = backup_now();
 	result_r->copy_seconds = t1 - t0;
+	result_r->copied = true;
 
 	serr = store_snapshot_verify(tmp, key, &copied, &serror);
 	if (serr != STORE_OK || copied != live) {
@@ -612,10 +659,7 @@ backup_mailbox(const struct backup_target *target, const char *data_dir,
 	t2 = backup_now();
 	result_r->verify_seconds = t2 - t1;
 
-	err = backup_list(target, mailbox_id, &versions, &version_count,
-			  error_r);
-	if (err != BACKUP_OK)
-		goto out;
+	/* Second line: the content itself. */
 	if (version_count > 0 && strcmp(versions[0].fingerprint, fp) == 0) {
 		result_r->uploaded = false;
 		result_r->version = versions[0];
@@ -634,6 +678,7 @@ backup_mailbox(const struct backup_target *target, const char *data_dir,
 			{"sha256", sha},
 			{"fingerprint", fp},
 			{"created", created},
+			{"marker", marker},
 		};
 
 		err = backup_s3_put_file(target, obj, tmp, sha, headers,
@@ -652,6 +697,8 @@ backup_mailbox(const struct backup_target *target, const char *data_dir,
 			 sizeof(result_r->version.sha256));
 		str_copy(result_r->version.fingerprint, fp,
 			 sizeof(result_r->version.fingerprint));
+		str_copy(result_r->version.marker, marker,
+			 sizeof(result_r->version.marker));
 	}
 	result_r->pruned = backup_prune(target, mailbox_id,
 					result_r->version.key);
@@ -841,8 +888,9 @@ backup_copy_file(const char *from, const char *to)
 enum backup_error
 backup_restore(const struct backup_target *target, const char *data_dir,
 	       const char *mailbox_id, const struct crypto_key *key,
-	       const char *version, const char *file, uint64_t *messages_r,
-	       const char **error_r)
+	       const char *version, const char *file,
+	       backup_restore_hook *before_swap, void *hook_ctx,
+	       uint64_t *messages_r, const char **error_r)
 {
 	char *path = store_mailbox_path(data_dir, mailbox_id);
 	char *incoming = backup_tmp_path(data_dir, mailbox_id, ".restore");
@@ -895,7 +943,12 @@ backup_restore(const struct backup_target *target, const char *data_dir,
 		goto out;
 
 	/* 2. Nobody may have the mailbox open: a connection on the old file
-	 * would keep writing its -wal, which the new file would inherit. */
+	 * would keep writing its -wal, which the new file would inherit. The
+	 * hook closes the sessions of a running server. */
+	if (before_swap != NULL && before_swap(hook_ctx, error_r) < 0) {
+		err = BACKUP_ERR_BUSY;
+		goto out;
+	}
 	if (backup_mailbox_in_use(data_dir, mailbox_id)) {
 		backup_set_error(error_r,
 				 "the mailbox is open (a session of the alias "

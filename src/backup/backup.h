@@ -12,12 +12,20 @@
  * Each object carries, as metadata, the SHA-256 of its bytes
  * (x-amz-meta-sha256, checked on every download), the time it was made by
  * clock_now() (x-amz-meta-created) and a fingerprint of its content
- * (x-amz-meta-fingerprint). The fingerprint exists because
+ * (x-amz-meta-fingerprint) and the mailbox's change marker when the copy
+ * was taken (x-amz-meta-marker). The fingerprint exists because
  * SQLite3MultipleCiphers encrypts every page with a fresh random nonce: two
  * copies of an unchanged mailbox never share a SHA-256, so "unchanged" is
  * decided on the decrypted pages instead, hashed with SHA-256 and then
  * keyed with the mailbox key (BLAKE2b) so the value tells the provider
- * nothing. An unchanged mailbox uploads nothing.
+ * nothing. An unchanged mailbox uploads nothing. Most unchanged mailboxes
+ * are not even copied: the change marker (store_mailbox_change_marker:
+ * file identity, highest MODSEQ, folder rows, message count and size,
+ * keyed with the mailbox key like the fingerprint) is read from the live
+ * file first, and when it equals the newest backup's the backup ends
+ * there. A different marker does not mean a changed mailbox (a restore of
+ * the newest backup is a new file): the copy is made and the fingerprint
+ * decides, as the second line.
  *
  * Everything needs the mailbox key, i.e. the owner's password: the CLI
  * asks for it, and the server starts the daily backup (backup_maybe_daily)
@@ -79,6 +87,7 @@ struct backup_version {
 	uint64_t size;	      /* bytes */
 	char sha256[65];      /* hex SHA-256 of the object bytes */
 	char fingerprint[65]; /* hex keyed content fingerprint */
+	char marker[65];      /* hex keyed change marker, "" when none */
 };
 
 void backup_versions_free(struct backup_version **versions, size_t count);
@@ -92,6 +101,8 @@ enum backup_error backup_list(const struct backup_target *target,
 
 struct backup_result {
 	bool uploaded;	    /* false: unchanged since the newest backup */
+	bool copied;	    /* false: the change marker said unchanged, so
+			     * no copy was made at all */
 	struct backup_version version; /* the new one, or the newest */
 	uint64_t messages;  /* in the copy */
 	double copy_seconds;	/* write lock + VACUUM INTO */
@@ -128,13 +139,21 @@ enum backup_error backup_download(const struct backup_target *target,
  * swap is done, its WAL checkpointed first and no stale -wal/-shm is left
  * for the new file. The mailbox must not be open in any other process:
  * sessions hold it open, and a restore under them would corrupt it, so
- * BACKUP_ERR_BUSY is returned (nothing changed) while one is.
- * *messages_r (may be NULL) gets the restored message count. */
+ * `before_swap` (may be NULL) runs once the copy has passed every check
+ * and before anything of the live mailbox is touched: the CLI has the
+ * server close the alias's sessions there (and keep new ones out until
+ * the swap is done). It returns 0 to go on, or -1 with *error_r to stop
+ * (BACKUP_ERR_BUSY, nothing changed). If the mailbox is still open after
+ * it, BACKUP_ERR_BUSY is returned as well. *messages_r (may be NULL) gets
+ * the restored message count. */
+typedef int backup_restore_hook(void *ctx, const char **error_r);
 enum backup_error backup_restore(const struct backup_target *target,
 				 const char *data_dir, const char *mailbox_id,
 				 const struct crypto_key *key,
 				 const char *version, const char *file,
-				 uint64_t *messages_r, const char **error_r);
+				 backup_restore_hook *before_swap,
+				 void *hook_ctx, uint64_t *messages_r,
+				 const char **error_r);
 
 /* True when a process other than this one has the mailbox's database open
  * (SQLite's WAL shared-memory lock is held). */

@@ -359,6 +359,8 @@ s3_header(char *line, size_t size, size_t nitems, void *ctx)
 			r->meta.fingerprint, sizeof(r->meta.fingerprint));
 	s3_header_value(line, len, "x-amz-meta-created", r->meta.created,
 			sizeof(r->meta.created));
+	s3_header_value(line, len, "x-amz-meta-marker", r->meta.marker,
+			sizeof(r->meta.marker));
 	s3_header_value(line, len, "content-length", num, sizeof(num));
 	if (num[0] != '\0')
 		r->meta.size = strtoull(num, NULL, 10);

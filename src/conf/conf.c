@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -257,6 +258,18 @@ conf_int(const char *name)
 	SP_ASSERT(conf_settings[conf_index_or_die(name)].type == CONF_INT);
 	(void)conf_parse_int(conf_str(name), &n);
 	return n;
+}
+
+unsigned
+conf_uint(const char *name, unsigned min)
+{
+	long long v = conf_int(name);
+
+	if (v < (long long)min)
+		v = min;
+	if (v > UINT32_MAX)
+		v = UINT32_MAX;
+	return (unsigned)v;
 }
 
 bool

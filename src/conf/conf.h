@@ -45,6 +45,8 @@ int conf_set(const char *name, const char *value, const char **error_r);
 const char *conf_data_dir(void);
 const char *conf_str(const char *name);
 long long conf_int(const char *name);
+/* conf_int clamped to [min, UINT32_MAX]: counts, sizes and seconds. */
+unsigned conf_uint(const char *name, unsigned min);
 bool conf_bool(const char *name);
 
 /* The commented default configuration file written by `sealpost init`. */

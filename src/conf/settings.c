@@ -82,6 +82,16 @@ const struct conf_setting conf_settings[] = {
 	{"pop3_max_line_length", CONF_INT, "2048",
 	 "longest command line, in bytes (at least 255)"},
 
+	/* Submission (ports 587 and 465). */
+	{"submission_max_message_size", CONF_INT, "52428800",
+	 "largest message accepted for submission, in bytes"},
+	{"submission_max_recipients", CONF_INT, "50",
+	 "recipients per submitted message"},
+	{"submission_max_messages_per_day", CONF_INT, "300",
+	 "messages one alias may submit per day (0: no limit)"},
+	{"submission_max_messages_per_domain_day", CONF_INT, "10000",
+	 "messages all aliases of one domain may submit per day (0: no limit)"},
+
 	/* Outbound. */
 	{"outbound_relayhost", CONF_STRING, "",
 	 "host:port of a smart host for all outbound SMTP (empty: MX look-up)"},
@@ -90,6 +100,21 @@ const struct conf_setting conf_settings[] = {
 	{"webhook_timeout_seconds", CONF_INT, "30", "webhook request timeout"},
 	{"outbound_timeout_seconds", CONF_INT, "120",
 	 "outbound SMTP: timeout of each step (connect, each reply)"},
+	/* The outbound queue of submitted mail. */
+	{"queue_threads", CONF_INT, "4",
+	 "outbound queue: deliveries at once (also after a restart)"},
+	{"queue_retry_min_seconds", CONF_INT, "300",
+	 "outbound queue: first retry after a temporary failure, doubling "
+	 "after each"},
+	{"queue_retry_max_seconds", CONF_INT, "3600",
+	 "outbound queue: longest wait between two retries"},
+	{"queue_max_age_days", CONF_INT, "5",
+	 "outbound queue: give up (failure DSN) this long after acceptance"},
+	{"queue_delay_warning_hours", CONF_INT, "4",
+	 "outbound queue: send one delay DSN per recipient after this long"},
+	{"queue_purge_days", CONF_INT, "30",
+	 "outbound queue: delete a sent message's record this long after its "
+	 "content was redacted"},
 	{"dns_resolver", CONF_STRING, "",
 	 "DNS server (ip or ip@port) for MX look-ups and SPF/DKIM/DMARC/ARC "
 	 "(empty: /etc/resolv.conf)"},
@@ -111,6 +136,9 @@ const struct conf_setting conf_settings[] = {
 	{"smtp_delivery_threads", CONF_INT, "32",
 	 "threads delivering accepted messages (they mostly wait on the "
 	 "network)"},
+	{"smtp_quota_permanent", CONF_BOOL, "false",
+	 "a mailbox over its storage limit is refused permanently "
+	 "(552 5.2.2) instead of temporarily (452 4.2.2)"},
 
 	/* Backups. */
 	{"s3_endpoint", CONF_STRING, "", "S3-compatible endpoint URL"},

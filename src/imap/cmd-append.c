@@ -17,11 +17,12 @@ imap_cmd_append(struct imap_cmd *cmd)
 	const char *error = NULL;
 	enum store_error err;
 
-	if (cmd->argc < 2 || cmd->argc > 4 ||
-	    (name = imap_mailbox_name(&args[0])) == NULL) {
+	if (cmd->argc < 2 || cmd->argc > 4) {
 		imap_cmd_bad(cmd, "Invalid APPEND arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &args[0])) == NULL)
+		return;
 	if (ai < cmd->argc - 1 && args[ai].type == IMAP_ARG_LIST) {
 		if (imap_parse_flags(args[ai].list, args[ai].list_count,
 				     &flags, &keywords) < 0)

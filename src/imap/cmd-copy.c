@@ -36,11 +36,12 @@ copy_move(struct imap_cmd *cmd, bool move)
 	enum store_error err;
 	char *name;
 
-	if (cmd->argc != 2 || (name = imap_mailbox_name(&cmd->args[1])) ==
-				      NULL) {
+	if (cmd->argc != 2) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &cmd->args[1])) == NULL)
+		return;
 	if (move && s->readonly) {
 		free(name);
 		imap_cmd_no(cmd, "[READ-ONLY] Mailbox is read-only.");

@@ -1,5 +1,6 @@
 /* LIST (with SPECIAL-USE and CHILDREN attributes), LSUB and STATUS. */
 #include "imap-private.h"
+#include "imap-mutf7.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ list(struct imap_cmd *cmd, bool lsub)
 	enum store_error err;
 	unsigned argi = 0;
 	bool special_only = false;
-	char *pattern;
+	char *pattern, *ref_utf8 = NULL, *pat_utf8;
 
 	/* LIST-EXTENDED selection options: only (SPECIAL-USE) is known. */
 	if (!lsub && cmd->argc > 0 && cmd->args[0].type == IMAP_ARG_LIST) {
@@ -83,11 +84,24 @@ list(struct imap_cmd *cmd, bool lsub)
 		imap_cmd_ok(cmd, "%s completed.", lsub ? "Lsub" : "List");
 		return;
 	}
-	pattern = pat[0] == '/' || ref[0] == '\0'
-			  ? xstrdup(pat)
-			  : xasprintf("%s%s%s", ref,
-				      ref[strlen(ref) - 1] == '/' ? "" : "/",
-				      pat);
+	/* Reference and pattern are modified UTF-7 like any name; the
+	 * wildcards are printable ASCII and pass through. */
+	if ((ref_utf8 = imap_mutf7_decode(ref, &error)) == NULL ||
+	    (pat_utf8 = imap_mutf7_decode(pat, &error)) == NULL) {
+		free(ref_utf8);
+		imap_cmd_no(cmd, "Mailbox name is not valid modified UTF-7 "
+				 "(RFC 3501 5.1.3): %s.", error);
+		return;
+	}
+	pattern = pat_utf8[0] == '/' || ref_utf8[0] == '\0'
+			  ? xstrdup(pat_utf8)
+			  : xasprintf("%s%s%s", ref_utf8,
+				      ref_utf8[strlen(ref_utf8) - 1] == '/'
+					      ? ""
+					      : "/",
+				      pat_utf8);
+	free(ref_utf8);
+	free(pat_utf8);
 	err = store_folder_list(s->user->mbox, &folders, &count, &error);
 	if (err != STORE_OK) {
 		free(pattern);
@@ -112,7 +126,7 @@ list(struct imap_cmd *cmd, bool lsub)
 		if (f->subscribed && !lsub)
 			sp_buf_append_str(&cmd->out, " \\Subscribed");
 		sp_buf_append_str(&cmd->out, ") \"/\" ");
-		imap_append_astring(&cmd->out, f->name);
+		imap_append_mailbox(&cmd->out, f->name);
 		sp_buf_append_str(&cmd->out, "\r\n");
 	}
 	store_folder_list_free(&folders, count);
@@ -144,11 +158,12 @@ imap_cmd_status(struct imap_cmd *cmd)
 	struct sp_buf line;
 	char *name;
 
-	if (cmd->argc != 2 || cmd->args[1].type != IMAP_ARG_LIST ||
-	    (name = imap_mailbox_name(&cmd->args[0])) == NULL) {
+	if (cmd->argc != 2 || cmd->args[1].type != IMAP_ARG_LIST) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &cmd->args[0])) == NULL)
+		return;
 	err = store_folder_get(s->user->mbox, name, &folder, &error);
 	if (err == STORE_OK)
 		err = store_folder_status(s->user->mbox, folder->id, &st,
@@ -191,7 +206,7 @@ imap_cmd_status(struct imap_cmd *cmd)
 			      label, v);
 	}
 	sp_buf_append_str(&cmd->out, "* STATUS ");
-	imap_append_astring(&cmd->out, name);
+	imap_append_mailbox(&cmd->out, name);
 	sp_buf_printf(&cmd->out, " (%s)\r\n",
 		      line.data != NULL ? line.data : "");
 	sp_buf_deinit(&line);

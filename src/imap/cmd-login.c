@@ -54,8 +54,9 @@ login_work(void *_ctx)
 		ctx->result = ACCOUNT_ERR_TEMP;
 		return;
 	}
-	ctx->result = account_login(adb, ctx->address, ctx->password,
-				    &ctx->keys, &error);
+	/* store_login: also settles a password change a crash cut short. */
+	ctx->result = store_login(adb, conf_data_dir(), ctx->address,
+				  ctx->password, &ctx->keys, &error);
 	crypto_secret_free(&ctx->password);
 	if (ctx->result == ACCOUNT_OK)
 		ctx->quota = account_alias_storage_limit(adb, ctx->keys.address);
@@ -105,10 +106,11 @@ login_done(void *_ctx)
 
 	if (ctx->result != ACCOUNT_OK) {
 		if (ctx->result == ACCOUNT_ERR_AUTH) {
-			if (s->conn != NULL)
-				net_ratelimit_hit(server->fail_ip,
-						  net_conn_peer_ip(s->conn));
-			net_ratelimit_hit(server->fail_alias, ctx->address);
+			net_login_failed(server->net,
+					 s->conn != NULL
+						 ? net_conn_peer_ip(s->conn)
+						 : NULL,
+					 ctx->address);
 			imap_cmd_no(cmd, "[AUTHENTICATIONFAILED] "
 					 "Authentication failed.");
 		} else {
@@ -166,9 +168,8 @@ start_login(struct imap_cmd *cmd, const char *address, size_t address_len,
 	}
 	/* The same answer, whatever the reason, and no Argon2id to spend
 	 * once a limit is reached. */
-	if (net_ratelimit_exceeded(server->fail_ip,
-				   net_conn_peer_ip(s->conn)) ||
-	    net_ratelimit_exceeded(server->fail_alias, ctx->address)) {
+	if (net_login_blocked(server->net, net_conn_peer_ip(s->conn),
+			      ctx->address)) {
 		login_ctx_free(ctx);
 		imap_cmd_no(cmd, "[AUTHENTICATIONFAILED] Authentication "
 				 "failed.");

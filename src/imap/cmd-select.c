@@ -18,11 +18,12 @@ select_folder(struct imap_cmd *cmd, bool readonly)
 	enum store_error err;
 	char *name;
 
-	if (cmd->argc < 1 || cmd->argc > 2 ||
-	    (name = imap_mailbox_name(&cmd->args[0])) == NULL) {
+	if (cmd->argc < 1 || cmd->argc > 2) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &cmd->args[0])) == NULL)
+		return;
 	if (cmd->argc == 2) {
 		const struct imap_arg *p = &cmd->args[1];
 

@@ -1,6 +1,7 @@
 /* The command table, shared helpers, and the commands too small for a file
  * of their own. */
 #include "imap-private.h"
+#include "imap-mutf7.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -168,15 +169,22 @@ imap_cmd_store_error(struct imap_cmd *cmd, enum store_error error,
 }
 
 char *
-imap_mailbox_name(const struct imap_arg *arg)
+imap_cmd_mailbox(struct imap_cmd *cmd, const struct imap_arg *arg)
 {
-	const char *s = imap_arg_astring(arg);
+	const char *s = imap_arg_astring(arg), *error = NULL;
 	char *name;
 	size_t len;
 
-	if (s == NULL || s[0] == '\0')
+	if (s == NULL || s[0] == '\0') {
+		imap_cmd_bad(cmd, "Invalid mailbox name.");
 		return NULL;
-	name = xstrdup(s);
+	}
+	if ((name = imap_mutf7_decode(s, &error)) == NULL) {
+		/* A valid astring, but no name: NO, as Dovecot answers. */
+		imap_cmd_no(cmd, "Mailbox name is not valid modified UTF-7 "
+				 "(RFC 3501 5.1.3): %s.", error);
+		return NULL;
+	}
 	len = strlen(name);
 	/* A trailing delimiter names the same folder (CREATE "a/"). */
 	while (len > 1 && name[len - 1] == '/')
@@ -186,6 +194,15 @@ imap_mailbox_name(const struct imap_arg *arg)
 	else if (strncasecmp(name, "INBOX/", 6) == 0)
 		memcpy(name, "INBOX", 5);
 	return name;
+}
+
+void
+imap_append_mailbox(struct sp_buf *buf, const char *name)
+{
+	char *mutf7 = imap_mutf7_encode(name);
+
+	imap_append_astring(buf, mutf7);
+	free(mutf7);
 }
 
 void
@@ -580,11 +597,12 @@ create_subscribe(struct imap_cmd *cmd, bool create, bool subscribe)
 	enum store_error err;
 	const char *error = NULL;
 
-	if (cmd->argc != 1 || (name = imap_mailbox_name(&cmd->args[0])) ==
-				      NULL) {
+	if (cmd->argc != 1) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &cmd->args[0])) == NULL)
+		return;
 	if (create) {
 		if (strcmp(name, "INBOX") == 0)
 			err = STORE_ERR_EXISTS;
@@ -630,11 +648,12 @@ imap_cmd_delete(struct imap_cmd *cmd)
 	enum store_error err;
 	const char *error = NULL;
 
-	if (cmd->argc != 1 || (name = imap_mailbox_name(&cmd->args[0])) ==
-				      NULL) {
+	if (cmd->argc != 1) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &cmd->args[0])) == NULL)
+		return;
 	if (s->folder_name != NULL && strcmp(s->folder_name, name) == 0)
 		imap_session_unselect(s);
 	err = store_folder_delete(s->user->mbox, name, &error);
@@ -653,12 +672,14 @@ imap_cmd_rename(struct imap_cmd *cmd)
 	enum store_error err;
 	const char *error = NULL;
 
-	if (cmd->argc != 2 ||
-	    (from = imap_mailbox_name(&cmd->args[0])) == NULL ||
-	    (to = imap_mailbox_name(&cmd->args[1])) == NULL) {
-		if (cmd->argc == 2)
-			free(imap_mailbox_name(&cmd->args[0]));
+	if (cmd->argc != 2) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
+		return;
+	}
+	if ((from = imap_cmd_mailbox(cmd, &cmd->args[0])) == NULL)
+		return;
+	if ((to = imap_cmd_mailbox(cmd, &cmd->args[1])) == NULL) {
+		free(from);
 		return;
 	}
 	err = store_folder_rename(s->user->mbox, from, to, &error);
@@ -784,11 +805,12 @@ imap_cmd_getquotaroot(struct imap_cmd *cmd)
 	const char *error = NULL;
 	enum store_error err;
 
-	if (cmd->argc != 1 || (name = imap_mailbox_name(&cmd->args[0])) ==
-				      NULL) {
+	if (cmd->argc != 1) {
 		imap_cmd_bad(cmd, "Invalid arguments.");
 		return;
 	}
+	if ((name = imap_cmd_mailbox(cmd, &cmd->args[0])) == NULL)
+		return;
 	err = store_folder_get(cmd->session->user->mbox, name, &folder,
 			       &error);
 	if (err != STORE_OK) {
@@ -798,7 +820,7 @@ imap_cmd_getquotaroot(struct imap_cmd *cmd)
 	}
 	store_folder_free(&folder);
 	sp_buf_append_str(&cmd->out, "* QUOTAROOT ");
-	imap_append_astring(&cmd->out, name);
+	imap_append_mailbox(&cmd->out, name);
 	sp_buf_append_str(&cmd->out, " \"\"\r\n");
 	free(name);
 	if (quota_line(cmd) == STORE_OK)

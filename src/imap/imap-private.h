@@ -32,8 +32,10 @@ struct imap_settings {
 struct imap_server {
 	struct net_server *net;
 	struct imap_settings set;
-	struct net_ratelimit *fail_ip, *fail_alias;
 	struct imap_user *users;
+	/* Users whose last session is gone, until their store handle is
+	 * closed (imap_server_mailbox_open). */
+	struct imap_user *releasing;
 	struct imap_session *sessions;
 	int inotify_fd;
 	struct event *inotify_ev;
@@ -153,9 +155,13 @@ void imap_cmd_bad(struct imap_cmd *cmd, const char *fmt, ...) SP_PRINTF(2, 3);
 /* The one mapping of store errors to replies. */
 void imap_cmd_store_error(struct imap_cmd *cmd, enum store_error error,
 			  const char *error_text);
-/* Mailbox names: astring -> store name (INBOX case-folded). NULL if bad. */
-char *imap_mailbox_name(const struct imap_arg *arg);
+/* A mailbox argument: astring in modified UTF-7 -> store name in UTF-8
+ * (INBOX case-folded; the caller frees). NULL after replying BAD (not an
+ * astring) or NO (not modified UTF-7). */
+char *imap_cmd_mailbox(struct imap_cmd *cmd, const struct imap_arg *arg);
 void imap_append_astring(struct sp_buf *buf, const char *s);
+/* A store name (UTF-8) as the client sees it: modified UTF-7, quoted. */
+void imap_append_mailbox(struct sp_buf *buf, const char *name);
 /* Converts a sequence or UID set to UID ranges of the selected folder.
  * Returns 0, or -1 for a bad set (BAD). *set_r is empty when nothing
  * matches; free its ranges. */

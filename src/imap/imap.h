@@ -15,6 +15,8 @@
 #ifndef SEALPOST_IMAP_H
 #define SEALPOST_IMAP_H
 
+#include <stdbool.h>
+
 struct net_server;
 struct imap_server;
 
@@ -24,5 +26,18 @@ struct imap_server;
 int imap_server_create(struct net_server *net, struct imap_server **server_r,
 		       const char **error_r);
 void imap_server_destroy(struct imap_server **server);
+
+/* For a restore that replaces the mailbox file (the serve control
+ * channel): says "* BYE" to every session of the mailbox and closes it once
+ * the line is written (force: closes at once, dropping unsent output).
+ * Returns how many sessions were told (one already closing is not counted
+ * again). */
+unsigned imap_server_close_mailbox(struct imap_server *server,
+				   const char *mailbox_id, bool force);
+/* True while a session of the mailbox or its store handle is still open:
+ * the handle closes, and the keys are wiped, behind the work still queued
+ * for the mailbox. */
+bool imap_server_mailbox_open(const struct imap_server *server,
+			      const char *mailbox_id);
 
 #endif

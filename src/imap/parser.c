@@ -424,6 +424,14 @@ imap_parser_feed(struct imap_parser *p, const unsigned char *data, size_t len,
 			break;
 		case ST_ATOM:
 			if (p->brackets > 0 && c != '\r' && c != '\n') {
+				/* Spaces and parentheses, yes (a header
+				 * list); control characters, no: a NUL
+				 * would cut the atom short for every reader
+				 * of arg->str (found by fuzz-imap). */
+				if (c < 0x20 || c == 0x7f) {
+					p->error = "Invalid character in atom";
+					FAIL(c);
+				}
 				if (c == '[')
 					p->brackets++;
 				else if (c == ']')

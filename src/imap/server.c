@@ -13,18 +13,6 @@
 /* Before login a client has no business sending big literals. */
 #define IMAP_PRELOGIN_LITERAL 8192
 
-static unsigned
-conf_uint(const char *name, unsigned min)
-{
-	long long v = conf_int(name);
-
-	if (v < (long long)min)
-		v = min;
-	if (v > UINT32_MAX)
-		v = UINT32_MAX;
-	return (unsigned)v;
-}
-
 static void
 load_settings(struct imap_settings *set)
 {
@@ -89,12 +77,6 @@ imap_server_create(struct net_server *net, struct imap_server **server_r,
 	server->data_dir = xstrdup(conf_data_dir());
 	load_settings(&server->set);
 	build_capabilities(server);
-	server->fail_ip = net_ratelimit_create(
-		conf_uint("login_failures_per_ip", 0),
-		conf_uint("login_failure_window_seconds", 1));
-	server->fail_alias = net_ratelimit_create(
-		conf_uint("login_failures_per_alias", 0),
-		conf_uint("login_failure_window_seconds", 1));
 	server->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (server->inotify_fd < 0) {
 		log_warn(NULL, "imap: no inotify; new mail is seen at the "
@@ -134,8 +116,6 @@ imap_server_destroy(struct imap_server **_server)
 		event_free(server->inotify_ev);
 	if (server->inotify_fd >= 0)
 		close(server->inotify_fd);
-	net_ratelimit_destroy(&server->fail_ip);
-	net_ratelimit_destroy(&server->fail_alias);
 	free(server->data_dir);
 	free(server);
 }

@@ -66,7 +66,14 @@ static void
 close_done(void *ctx)
 {
 	struct imap_user *user = ctx;
+	struct imap_server *server = user->server;
 
+	if (user->prev != NULL)
+		user->prev->next = user->next;
+	else
+		server->releasing = user->next;
+	if (user->next != NULL)
+		user->next->prev = user->prev;
 	/* The unlocked keys die with the alias's last session. */
 	account_session_keys_clear(&user->keys);
 	free(user);
@@ -107,6 +114,12 @@ user_release(struct imap_user *user)
 		server->users = user->next;
 	if (user->next != NULL)
 		user->next->prev = user->prev;
+	/* Until the handle is closed (close_done). */
+	user->prev = NULL;
+	user->next = server->releasing;
+	if (server->releasing != NULL)
+		server->releasing->prev = user;
+	server->releasing = user;
 	/* Closing runs behind whatever is still queued for the mailbox. */
 	net_work_submit(server->net, user->queue, close_work, close_done,
 			user);
@@ -170,6 +183,15 @@ imap_user_open(struct imap_user *user)
 	const char *error;
 	size_t drained = 0;
 
+	if (account_mailbox_held(user->keys.mailbox_id)) {
+		/* A restore is replacing the file: no handle on it until the
+		 * swap is done (the sessions are being closed); the next
+		 * login after it opens the new file. */
+		store_mailbox_close(&user->mbox);
+		user->open_error = STORE_ERR_TEMP;
+		user->opened = false;
+		return;
+	}
 	if (user->opened)
 		return;
 	user->opened = true;
@@ -187,9 +209,22 @@ imap_user_open(struct imap_user *user)
 			      &error) != STORE_OK)
 		log_warn(NULL, "imap: spool drain failed: %s", error);
 	/* Only a logged-in session holds the key, so the daily backup starts
-	 * here; it runs on its own thread and returns at once. */
-	(void)backup_maybe_daily(user->server->data_dir, user->keys.mailbox_id,
-				 user->keys.mailbox_key, NULL);
+	 * here; it runs on its own thread and returns at once. A domain may
+	 * name its own bucket; when that cannot be read, no backup rather
+	 * than one in the wrong bucket. */
+	{
+		struct account_db *adb = imap_account_db();
+		char *bucket = NULL;
+
+		if (adb != NULL &&
+		    account_alias_backup_bucket(adb, user->keys.address,
+						&bucket, &error) >= 0)
+			(void)backup_maybe_daily(user->server->data_dir,
+						 user->keys.mailbox_id,
+						 user->keys.mailbox_key,
+						 bucket);
+		free(bucket);
+	}
 }
 
 static void
@@ -279,4 +314,51 @@ imap_user_inotify(struct imap_server *server)
 			p += sizeof(*ev) + ev->len;
 		}
 	}
+}
+
+unsigned
+imap_server_close_mailbox(struct imap_server *server, const char *mailbox_id,
+			  bool force)
+{
+	unsigned told = 0;
+
+	for (struct imap_user *u = server->users; u != NULL; u = u->next) {
+		if (strcmp(u->keys.mailbox_id, mailbox_id) != 0)
+			continue;
+		for (struct imap_session *s = u->sessions; s != NULL;
+		     s = s->user_next) {
+			if (s->conn == NULL)
+				continue;
+			if (force) {
+				net_conn_close(s->conn);
+				continue;
+			}
+			if (net_conn_is_closing(s->conn))
+				continue;
+			/* A session whose job is running gets its answer
+			 * dropped: nothing is written after the BYE. */
+			net_conn_write_str(s->conn,
+					   "* BYE The mailbox is being "
+					   "restored from a backup\r\n");
+			net_conn_close_after_flush(s->conn);
+			told++;
+		}
+	}
+	return told;
+}
+
+bool
+imap_server_mailbox_open(const struct imap_server *server,
+			 const char *mailbox_id)
+{
+	const struct imap_user *lists[] = {server->users, server->releasing};
+
+	for (size_t i = 0; i < SP_N_ELEMENTS(lists); i++) {
+		for (const struct imap_user *u = lists[i]; u != NULL;
+		     u = u->next) {
+			if (strcmp(u->keys.mailbox_id, mailbox_id) == 0)
+				return true;
+		}
+	}
+	return false;
 }

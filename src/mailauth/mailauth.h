@@ -134,6 +134,9 @@ void mailauth_dns_destroy(struct mailauth_dns **dns);
  * server. Returns NULL with *error_r set on failure. Thread-safe. */
 struct mailauth_dns *mailauth_dns_unbound_create(const char *forwarder,
 						 const char **error_r);
+/* How many look-ups of that resolver were answered from its own answer
+ * cache (dns-unbound.c keeps answers for their TTL), for tests. */
+unsigned long mailauth_dns_unbound_cache_hits(const struct mailauth_dns *dns);
 
 /* A resolver answering from a table, for tests and the test tool.
  * Records are added as text lines:

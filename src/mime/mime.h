@@ -147,4 +147,24 @@ char *mime_header_get(const void *raw, size_t len, const char *name);
  * HEADER on raw values and for SMTP). Caller frees; NULL if absent. */
 char *mime_header_get_raw(const void *raw, size_t len, const char *name);
 
+/* ---- header edits (header.c), for message submission ---- */
+
+/* The addr-specs of every `name` field of the top-level header (group
+ * members included, display names and empty groups dropped). Returns the
+ * number of such fields (0: none); *addrs_r holds *count_r strings, free
+ * with mime_addresses_free(). */
+int mime_header_addresses(const void *raw, size_t len, const char *name,
+			  char ***addrs_r, size_t *count_r);
+void mime_addresses_free(char ***addrs, size_t count);
+
+/* True when the top-level header has a `name` field. */
+bool mime_header_has(const void *raw, size_t len, const char *name);
+
+/* Appends to `out` the message with `prepend` (complete CR LF-terminated
+ * fields, may be NULL) before the first field and without any field named
+ * in the NULL-terminated `drop` (folded lines go with their field); the
+ * rest is copied byte for byte. */
+void mime_header_rewrite(const void *raw, size_t len, const char *prepend,
+			 const char *const *drop, struct sp_buf *out);
+
 #endif

@@ -60,6 +60,7 @@ struct net_server {
 	struct net_conn *reap;  /* closed, waiting to be freed */
 	struct event *reap_ev;
 	struct net_ip_count *ip_counts[NET_IP_BUCKETS];
+	struct net_ratelimit *fail_ip, *fail_alias; /* failed logins */
 
 	/* Worker pool. */
 	pthread_mutex_t lock;

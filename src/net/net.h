@@ -231,6 +231,15 @@ bool net_ratelimit_exceeded(struct net_ratelimit *limit, const char *key);
 /* Records one event for the key. */
 void net_ratelimit_hit(struct net_ratelimit *limit, const char *key);
 
+/* Failed logins, counted per IP and per alias across every protocol of
+ * the server (settings login_failures_per_ip, login_failures_per_alias,
+ * login_failure_window_seconds). A blocked login gets the same answer as
+ * a wrong password. NULL ip or alias: not counted/checked. */
+bool net_login_blocked(struct net_server *server, const char *ip,
+		       const char *alias);
+void net_login_failed(struct net_server *server, const char *ip,
+		      const char *alias);
+
 /* ---- SASL PLAIN ---------------------------------------------------- */
 
 enum net_sasl_result {

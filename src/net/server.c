@@ -28,6 +28,14 @@ net_server_create(struct event_base *base, unsigned worker_threads,
 
 	server->base = base;
 	server->done_fd = -1;
+	/* One count for every protocol that logs in (IMAP, POP3, submission):
+	 * a guesser gains nothing by switching ports. */
+	server->fail_ip = net_ratelimit_create(
+		conf_uint("login_failures_per_ip", 0),
+		conf_uint("login_failure_window_seconds", 1));
+	server->fail_alias = net_ratelimit_create(
+		conf_uint("login_failures_per_alias", 0),
+		conf_uint("login_failure_window_seconds", 1));
 	server->reap_ev = event_new(base, -1, 0, on_reap, server);
 	if (worker_threads == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -36,6 +44,8 @@ net_server_create(struct event_base *base, unsigned worker_threads,
 	}
 	if (net_work_start(server, worker_threads, error_r) < 0) {
 		event_free(server->reap_ev);
+		net_ratelimit_destroy(&server->fail_ip);
+		net_ratelimit_destroy(&server->fail_alias);
 		free(server);
 		return -1;
 	}
@@ -47,6 +57,25 @@ struct event_base *
 net_server_base(struct net_server *server)
 {
 	return server->base;
+}
+
+bool
+net_login_blocked(struct net_server *server, const char *ip,
+		  const char *alias)
+{
+	return (ip != NULL && net_ratelimit_exceeded(server->fail_ip, ip)) ||
+	       (alias != NULL &&
+		net_ratelimit_exceeded(server->fail_alias, alias));
+}
+
+void
+net_login_failed(struct net_server *server, const char *ip,
+		 const char *alias)
+{
+	if (ip != NULL)
+		net_ratelimit_hit(server->fail_ip, ip);
+	if (alias != NULL)
+		net_ratelimit_hit(server->fail_alias, alias);
 }
 
 void
@@ -79,6 +108,8 @@ net_server_destroy(struct net_server **_server)
 		free(l);
 	}
 	event_free(server->reap_ev);
+	net_ratelimit_destroy(&server->fail_ip);
+	net_ratelimit_destroy(&server->fail_alias);
 	for (size_t i = 0; i < NET_IP_BUCKETS; i++) {
 		struct net_ip_count *c, *next;
 

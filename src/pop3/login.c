@@ -75,8 +75,9 @@ login_work(void *_ctx)
 		ctx->result = ACCOUNT_ERR_TEMP;
 		return;
 	}
-	ctx->result = account_login(adb, ctx->address, ctx->password,
-				    &ctx->keys, &error);
+	/* store_login: also settles a password change a crash cut short. */
+	ctx->result = store_login(adb, conf_data_dir(), ctx->address,
+				  ctx->password, &ctx->keys, &error);
 	crypto_secret_free(&ctx->password);
 	if (ctx->result == ACCOUNT_ERR_TEMP)
 		log_warn(NULL, "pop3: login failed: %s", error);
@@ -91,10 +92,15 @@ open_work(void *_ctx)
 	struct pop3_session *s = cmd->session;
 	struct open_ctx *o = cmd->ctx;
 	struct store_folder *inbox = NULL;
-	struct store_message *msgs = NULL;
+	struct store_uid_size *msgs = NULL;
 	size_t count = 0, drained = 0;
 	const char *error;
 
+	if (account_mailbox_held(s->keys.mailbox_id)) {
+		/* A restore is replacing the file: not now. */
+		o->err = STORE_ERR_TEMP;
+		return;
+	}
 	o->err = store_mailbox_open(s->server->data_dir, s->keys.mailbox_id,
 				    s->keys.mailbox_key, STORE_OPEN_CREATE,
 				    &o->mbox, &error);
@@ -112,12 +118,22 @@ open_work(void *_ctx)
 		log_warn(NULL, "pop3: spool drain failed: %s", error);
 	/* As in IMAP: the daily backup starts from a session that holds the
 	 * key, on its own thread. */
-	(void)backup_maybe_daily(s->server->data_dir, s->keys.mailbox_id,
-				 s->keys.mailbox_key, NULL);
+	{
+		struct account_db *adb = pop3_account_db();
+		char *bucket = NULL;
+
+		if (adb != NULL &&
+		    account_alias_backup_bucket(adb, s->keys.address, &bucket,
+						&error) >= 0)
+			(void)backup_maybe_daily(s->server->data_dir,
+						 s->keys.mailbox_id,
+						 s->keys.mailbox_key, bucket);
+		free(bucket);
+	}
 	o->err = store_folder_get(o->mbox, "INBOX", &inbox, &error);
 	if (o->err == STORE_OK)
-		o->err = store_fetch(o->mbox, inbox->id, NULL, 0, &msgs,
-				     &count, &error);
+		o->err = store_fetch_sizes(o->mbox, inbox->id, &msgs, &count,
+					   &error);
 	if (o->err != STORE_OK) {
 		log_warn(NULL, "pop3: cannot list INBOX: %s", error);
 		store_folder_free(&inbox);
@@ -132,7 +148,7 @@ open_work(void *_ctx)
 		o->msgs[i].size = msgs[i].size;
 	}
 	o->count = count;
-	store_messages_free(&msgs, count);
+	free(msgs);
 	store_folder_free(&inbox);
 }
 
@@ -170,10 +186,11 @@ login_done(void *_ctx)
 
 	if (ctx->result != ACCOUNT_OK) {
 		if (ctx->result == ACCOUNT_ERR_AUTH) {
-			if (s->conn != NULL)
-				net_ratelimit_hit(server->fail_ip,
-						  net_conn_peer_ip(s->conn));
-			net_ratelimit_hit(server->fail_alias, ctx->address);
+			net_login_failed(server->net,
+					 s->conn != NULL
+						 ? net_conn_peer_ip(s->conn)
+						 : NULL,
+					 ctx->address);
 			pop3_cmd_err(cmd, "[AUTH] Authentication failed.");
 		} else {
 			pop3_cmd_err(cmd, "[SYS/TEMP] Temporary failure; try "
@@ -222,9 +239,8 @@ start_login(struct pop3_cmd *cmd, const char *address, size_t address_len,
 	}
 	/* The same answer, whatever the reason, and no Argon2id to spend
 	 * once a limit is reached. */
-	if (net_ratelimit_exceeded(server->fail_ip,
-				   net_conn_peer_ip(s->conn)) ||
-	    net_ratelimit_exceeded(server->fail_alias, ctx->address)) {
+	if (net_login_blocked(server->net, net_conn_peer_ip(s->conn),
+			      ctx->address)) {
 		login_ctx_free(ctx);
 		auth_failed(cmd);
 		return;

@@ -19,8 +19,9 @@ struct pop3_settings {
 struct pop3_server {
 	struct net_server *net;
 	struct pop3_settings set;
-	struct net_ratelimit *fail_ip, *fail_alias;
 	struct pop3_session *sessions;
+	/* Store handles of ended sessions, until closed on their queue. */
+	struct pop3_leftover *leftovers;
 	char *data_dir;
 	/* pop3_server_destroy ran: free with the last session, and close
 	 * mailboxes on the spot (the workers are stopping). */

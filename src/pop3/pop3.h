@@ -19,6 +19,8 @@
 #ifndef SEALPOST_POP3_H
 #define SEALPOST_POP3_H
 
+#include <stdbool.h>
+
 struct net_server;
 struct pop3_server;
 
@@ -31,5 +33,17 @@ int pop3_server_create(struct net_server *net, struct pop3_server **server_r,
  * when no session is left, else with the last one (when the net server
  * reaps the connections). NULLs, accepts NULL. */
 void pop3_server_destroy(struct pop3_server **server);
+
+/* For a restore that replaces the mailbox file (the serve control
+ * channel): POP3 has no unsolicited responses, so every session of the
+ * mailbox gets "-ERR [SYS/TEMP] ..." and is closed once it is written
+ * (force: at once). Nothing marked with DELE is removed. Returns how many
+ * sessions were told (one already closing is not counted again). */
+unsigned pop3_server_close_mailbox(struct pop3_server *server,
+				   const char *mailbox_id, bool force);
+/* True while a session of the mailbox or its store handle is still open
+ * (the handle closes, and the keys are wiped, on the session's queue). */
+bool pop3_server_mailbox_open(const struct pop3_server *server,
+			      const char *mailbox_id);
 
 #endif

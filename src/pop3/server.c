@@ -9,18 +9,6 @@
  * long passwords need more, so the floor is that. */
 #define POP3_MIN_LINE 255
 
-static unsigned
-conf_uint(const char *name, unsigned min)
-{
-	long long v = conf_int(name);
-
-	if (v < (long long)min)
-		v = min;
-	if (v > UINT32_MAX)
-		v = UINT32_MAX;
-	return (unsigned)v;
-}
-
 int
 pop3_server_create(struct net_server *net, struct pop3_server **server_r,
 		   const char **error_r)
@@ -41,13 +29,6 @@ pop3_server_create(struct net_server *net, struct pop3_server **server_r,
 	server->set.idle_timeout = conf_uint("pop3_timeout_seconds", 1);
 	server->set.max_line = conf_uint("pop3_max_line_length",
 					 POP3_MIN_LINE);
-	/* The failed-login limits are the IMAP ones (same settings). */
-	server->fail_ip = net_ratelimit_create(
-		conf_uint("login_failures_per_ip", 0),
-		conf_uint("login_failure_window_seconds", 1));
-	server->fail_alias = net_ratelimit_create(
-		conf_uint("login_failures_per_alias", 0),
-		conf_uint("login_failure_window_seconds", 1));
 	ls.max_per_ip = conf_uint("pop3_max_connections_per_ip", 0);
 	ls.address = conf_str("pop3_listen");
 	ls.implicit_tls = false;
@@ -67,8 +48,6 @@ fail:
 static void
 server_free(struct pop3_server *server)
 {
-	net_ratelimit_destroy(&server->fail_ip);
-	net_ratelimit_destroy(&server->fail_alias);
 	free(server->data_dir);
 	free(server);
 }

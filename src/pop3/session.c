@@ -90,7 +90,9 @@ pop3_session_attach(struct pop3_session *s, struct account_session_keys *keys)
 
 /* What outlives a session on its queue: the store handle and the keys,
  * closed and wiped behind any job still running. */
-struct session_leftover {
+struct pop3_leftover {
+	struct pop3_leftover *prev, *next;
+	struct pop3_server *server;
 	struct store_mailbox *mbox;
 	struct account_session_keys keys;
 	struct pop3_msg *msgs;
@@ -99,7 +101,7 @@ struct session_leftover {
 static void
 leftover_work(void *ctx)
 {
-	struct session_leftover *left = ctx;
+	struct pop3_leftover *left = ctx;
 
 	store_mailbox_close(&left->mbox);
 }
@@ -107,8 +109,14 @@ leftover_work(void *ctx)
 static void
 leftover_done(void *ctx)
 {
-	struct session_leftover *left = ctx;
+	struct pop3_leftover *left = ctx;
 
+	if (left->prev != NULL)
+		left->prev->next = left->next;
+	else
+		left->server->leftovers = left->next;
+	if (left->next != NULL)
+		left->next->prev = left->prev;
 	account_session_keys_clear(&left->keys);
 	free(left->msgs);
 	free(left);
@@ -117,13 +125,18 @@ leftover_done(void *ctx)
 void
 pop3_session_detach(struct pop3_session *s)
 {
-	struct session_leftover *left;
+	struct pop3_leftover *left;
 
 	if (!s->locked)
 		return;
 	if (s->keys.address != NULL)
 		account_login_release(s->keys.address);
 	left = xcalloc(1, sizeof(*left));
+	left->server = s->server;
+	left->next = s->server->leftovers;
+	if (left->next != NULL)
+		left->next->prev = left;
+	s->server->leftovers = left;
 	left->mbox = s->mbox;
 	left->keys = s->keys;
 	left->msgs = s->msgs;
@@ -301,4 +314,47 @@ session_input(struct net_conn *conn, void *ctx)
 		}
 		session_dispatch(s);
 	}
+}
+
+unsigned
+pop3_server_close_mailbox(struct pop3_server *server, const char *mailbox_id,
+			  bool force)
+{
+	unsigned told = 0;
+
+	for (struct pop3_session *s = server->sessions; s != NULL;
+	     s = s->next) {
+		if (!s->locked || s->conn == NULL ||
+		    strcmp(s->keys.mailbox_id, mailbox_id) != 0)
+			continue;
+		if (force) {
+			net_conn_close(s->conn);
+			continue;
+		}
+		if (net_conn_is_closing(s->conn))
+			continue;
+		net_conn_write_str(s->conn,
+				   "-ERR [SYS/TEMP] The mailbox is being "
+				   "restored from a backup; closing.\r\n");
+		net_conn_close_after_flush(s->conn);
+		told++;
+	}
+	return told;
+}
+
+bool
+pop3_server_mailbox_open(const struct pop3_server *server,
+			 const char *mailbox_id)
+{
+	for (const struct pop3_session *s = server->sessions; s != NULL;
+	     s = s->next) {
+		if (s->locked && strcmp(s->keys.mailbox_id, mailbox_id) == 0)
+			return true;
+	}
+	for (const struct pop3_leftover *l = server->leftovers; l != NULL;
+	     l = l->next) {
+		if (strcmp(l->keys.mailbox_id, mailbox_id) == 0)
+			return true;
+	}
+	return false;
 }

@@ -38,26 +38,17 @@ struct route {
 	struct route_settings set;
 	char *data_dir, *hostname;
 	struct route_memory *memory;
+	bool quota_permanent; /* smtp_quota_permanent: 552 5.2.2, not 452 */
 	pthread_mutex_t pool_lock;
 	struct account_db **pool;
 	size_t pool_count, pool_cap;
-	/* keys.c: the loaded ARC signing keys, by domain. */
-	pthread_mutex_t keys_lock;
-	struct route_key **keys;
-	size_t key_count;
+	/* The loaded ARC signing keys, by domain (account_keyring). */
+	struct account_keyring *keyring;
 };
 
 /* route.c: a pooled control-plane handle; back with route_db_put. */
 struct account_db *route_db_get(struct route *route);
 void route_db_put(struct route *route, struct account_db *db);
-
-/* keys.c: the domain's RSA signing key with a reference for the caller
- * (NULL when there is none); give it back with route_keys_release. */
-struct route_key;
-struct route_key *route_keys_get(struct route *route, const char *domain);
-const struct account_dkim_key *route_key_dkim(const struct route_key *key);
-void route_keys_release(struct route *route, struct route_key **key);
-void route_keys_deinit(struct route *route);
 
 /* webhook.c: POSTs the message; fills *answer_r (2xx: OK, else DEFER). */
 void route_webhook_post(struct route *route, const struct route_tx *tx,

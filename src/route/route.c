@@ -2,14 +2,18 @@
 #include "route-private.h"
 
 #include "conf/conf.h"
+#include "crypto/crypto.h"
 #include "mailauth/mailauth.h"
 #include "store/store.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define ROUTE_MEMORY_MAX (1u << 20)
 
@@ -27,8 +31,11 @@ route_create(const struct route_settings *settings)
 	if (r->set.max_forward_targets == 0)
 		r->set.max_forward_targets = 10;
 	r->memory = route_memory_create(ROUTE_MEMORY_MAX);
+	/* Read here rather than passed in: the setting only chooses the
+	 * reply, and nothing else in the MX needs it. */
+	r->quota_permanent = conf_bool("smtp_quota_permanent");
 	pthread_mutex_init(&r->pool_lock, NULL);
-	pthread_mutex_init(&r->keys_lock, NULL);
+	r->keyring = account_keyring_create();
 	return r;
 }
 
@@ -43,7 +50,7 @@ route_destroy(struct route **route)
 		account_db_close(&r->pool[i]);
 	free(r->pool);
 	pthread_mutex_destroy(&r->pool_lock);
-	route_keys_deinit(r);
+	account_keyring_destroy(&r->keyring);
 	route_memory_destroy(&r->memory);
 	free(r->data_dir);
 	free(r->hostname);
@@ -210,6 +217,117 @@ tx_add_rcpt(struct route_tx *tx, const char *address)
 	tx->rcpts[tx->rcpt_count++] = xstrdup(address);
 }
 
+/* ---- storage limits ------------------------------------------------------ */
+
+/* The MX holds no key that opens a mailbox, so it cannot count message
+ * sizes the way IMAP QUOTA and APPEND do (store_mailbox_usage: the sum of
+ * messages.size). What it can see without the key:
+ *   - the spool, exactly: each sealed file is the message as received plus
+ *     CRYPTO_SEAL_OVERHEAD, so its size minus the overhead is what the
+ *     message will count once a session files it into INBOX;
+ *   - the mailbox file and its -wal, as sizes on disk. That is an estimate:
+ *     bodies are stored deflated (smaller than their size) while the
+ *     search index, the decoded text and SQLite's pages and free pages add
+ *     to it, and pages written since the last checkpoint are in the -wal
+ *     as well as in the file. The -wal only exists while a session has the
+ *     mailbox open (SQLite removes it when the last connection closes), so
+ *     for the usual case, mail arriving while nobody is logged in, the
+ *     estimate is the file alone.
+ * Other estimates were weighed: the file alone (misses mail not yet
+ * checkpointed) and a usage figure recorded by sessions in the control
+ * plane (exact at logout but stale as soon as the owner deletes mail, and
+ * a second copy of each mailbox's size to keep right). The on-disk size is
+ * what the data directory really costs the operator, needs no cooperation
+ * from the sessions, and moves with every delete and VACUUM. */
+static uint64_t
+file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static bool
+has_suffix(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), s = strlen(suffix);
+
+	return n > s && strcmp(name + n - s, suffix) == 0;
+}
+
+uint64_t
+route_mailbox_usage(const char *data_dir, const char *mailbox_id)
+{
+	char *path = store_mailbox_path(data_dir, mailbox_id);
+	char *wal = xasprintf("%s-wal", path);
+	char *spool = store_spool_path(data_dir, mailbox_id);
+	uint64_t used = file_size(path) + file_size(wal);
+	DIR *dir = opendir(spool);
+	struct dirent *de;
+
+	free(path);
+	free(wal);
+	free(spool);
+	if (dir == NULL)
+		return used;
+	/* Bounded by the directory's entries; "*.msg" are the sealed
+	 * messages (".sent.msg" copies too: they land in Sent), a
+	 * "*.msg.tmp.*" is a sealing in progress that counts once renamed. */
+	while ((de = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' || !has_suffix(de->d_name, ".msg"))
+			continue;
+		if (fstatat(dirfd(dir), de->d_name, &st, 0) == 0 &&
+		    S_ISREG(st.st_mode) &&
+		    (uint64_t)st.st_size >= CRYPTO_SEAL_OVERHEAD)
+			used += (uint64_t)st.st_size - CRYPTO_SEAL_OVERHEAD;
+	}
+	closedir(dir);
+	return used;
+}
+
+/* Would `extra` more bytes take the alias's mailbox past a limit? 1 yes,
+ * 0 no, -1 the control plane failed (*error_r). The limits are those
+ * account.h records: the alias's own and its domain's, the smaller of the
+ * two for this mailbox (the rule of account_alias_storage_limit(), which
+ * the IMAP and POP3 logins hand to the store), and the owner's quota
+ * shared by every alias of every domain it owns, against the sum of their
+ * mailboxes. At RCPT time extra is 1 (the smallest message): a mailbox
+ * already at its limit takes nothing more. */
+static int
+quota_exceeded(struct route *r, struct account_db *db,
+	       const struct account_alias *alias, uint64_t extra,
+	       const char **error_r)
+{
+	const struct account_domain *d = alias->domain;
+	uint64_t limit = 0, used;
+	char **ids = NULL;
+	size_t count = 0;
+
+	if (alias->quota_bytes > 0)
+		limit = (uint64_t)alias->quota_bytes;
+	if (d != NULL && d->quota_bytes > 0 &&
+	    (limit == 0 || (uint64_t)d->quota_bytes < limit))
+		limit = (uint64_t)d->quota_bytes;
+	if (limit > 0 &&
+	    route_mailbox_usage(r->data_dir, alias->mailbox_id) + extra >
+		    limit)
+		return 1;
+	if (d == NULL || d->owner_quota_bytes <= 0)
+		return 0;
+	/* One stat per alias of the owner: cheap next to the message, and
+	 * paid only when the operator set an owner quota. */
+	if (account_mailbox_ids(db, d->owner, NULL, &ids, &count, error_r) !=
+	    ACCOUNT_OK)
+		return -1;
+	used = extra;
+	for (size_t i = 0; i < count; i++)
+		used += route_mailbox_usage(r->data_dir, ids[i]);
+	account_mailbox_ids_free(&ids, count);
+	return used > (uint64_t)d->owner_quota_bytes ? 1 : 0;
+}
+
 /* 1: our domain, 0: not, -1: the control plane failed. */
 static int
 is_our_domain(struct account_db *db, const char *domain)
@@ -309,6 +427,21 @@ rcpt_once(struct route *r, struct account_db *db, struct route_tx *tx,
 		account_alias_free(&alias);
 		return ROUTE_RCPT_DISABLED;
 	}
+	if (alias->has_mailbox) {
+		const char *error = NULL;
+
+		ret = quota_exceeded(r, db, alias, 1, &error);
+		if (ret != 0) {
+			account_alias_free(&alias);
+			if (ret > 0)
+				return r->quota_permanent
+					       ? ROUTE_RCPT_OVER_QUOTA_PERM
+					       : ROUTE_RCPT_OVER_QUOTA;
+			log_error(NULL, "route: quota: %s", error);
+			*broken_r = true;
+			return ROUTE_RCPT_TEMP;
+		}
+	}
 	tx_add_rcpt(tx, address);
 	tx->aliases = xrealloc(tx->aliases, (tx->alias_count + 1) *
 						    sizeof(*tx->aliases));
@@ -375,10 +508,34 @@ deliver_mailbox(struct route *r, const struct route_target *t,
 	enum store_deliver_result res;
 	const char *error = NULL;
 
+	int over;
+
 	if (db == NULL) {
 		a->action = ROUTE_ANSWER_DEFER;
 		str_copy(a->text, "4.3.0 Temporary local problem",
 			 sizeof(a->text));
+		return;
+	}
+	/* The RCPT check saw the mailbox before this message; now its size
+	 * is known. */
+	over = quota_exceeded(r, db, t->alias, len, &error);
+	if (over != 0) {
+		route_db_put(r, db);
+		if (over < 0) {
+			a->action = ROUTE_ANSWER_DEFER;
+			a->code = 451;
+			str_copy(a->enhanced, "4.3.0", sizeof(a->enhanced));
+			str_copy(a->text, "Temporary local problem",
+				 sizeof(a->text));
+			log_error(NULL, "route: quota: %s", error);
+			return;
+		}
+		a->action = r->quota_permanent ? ROUTE_ANSWER_REJECT
+					       : ROUTE_ANSWER_DEFER;
+		a->code = r->quota_permanent ? 552 : 452;
+		str_copy(a->enhanced, r->quota_permanent ? "5.2.2" : "4.2.2",
+			 sizeof(a->enhanced));
+		str_copy(a->text, "Mailbox full", sizeof(a->text));
 		return;
 	}
 	res = store_deliver_alias(db, r->data_dir, t->alias, msg, len,
@@ -469,7 +626,7 @@ struct route_auth {
 	enum mailauth_result chain;
 	unsigned chain_instances;
 	/* The shared keys this delivery holds references to. */
-	struct route_key **keys;
+	struct account_keyring_ref **keys;
 	size_t key_count;
 };
 
@@ -507,7 +664,7 @@ auth_clear(struct route *r, struct route_auth *auth)
 {
 	free(auth->results);
 	for (size_t i = 0; i < auth->key_count; i++)
-		route_keys_release(r, &auth->keys[i]);
+		account_keyring_release(r->keyring, &auth->keys[i]);
 	free(auth->keys);
 }
 
@@ -515,14 +672,32 @@ auth_clear(struct route *r, struct route_auth *auth)
 static const struct account_dkim_key *
 auth_key(struct route *r, struct route_auth *auth, const char *domain)
 {
-	struct route_key *key = route_keys_get(r, domain);
+	struct account_keyring_ref *key =
+		account_keyring_lookup(r->keyring, domain);
 
-	if (key == NULL)
-		return NULL;
+	if (key == NULL) {
+		struct account_db *db = route_db_get(r);
+		const char *error = NULL;
+		int ret;
+
+		if (db == NULL)
+			return NULL;
+		ret = account_keyring_load(r->keyring, db, domain, &key,
+					   &error);
+		if (ret < 0)
+			account_db_close(&db);
+		else
+			route_db_put(r, db);
+		if (ret <= 0) {
+			log_warn(NULL, "route: no ARC key: %s",
+				 error != NULL ? error : "none");
+			return NULL;
+		}
+	}
 	auth->keys = xrealloc(auth->keys,
 			      (auth->key_count + 1) * sizeof(*auth->keys));
 	auth->keys[auth->key_count++] = key;
-	return route_key_dkim(key);
+	return account_keyring_keys(key)->rsa;
 }
 
 /* Prepends the ARC set of our hop to a forwarded copy. On failure the copy
@@ -610,6 +785,14 @@ scrub_target(struct route_answer *a, const struct route_target *t)
 	}
 }
 
+/* 452 4.2.2 or 552 5.2.2: "mailbox full" (RFC 3463 X.2.2). */
+static bool
+mailbox_full(const struct route_answer *a)
+{
+	return (a->code == 452 && strcmp(a->enhanced, "4.2.2") == 0) ||
+	       (a->code == 552 && strcmp(a->enhanced, "5.2.2") == 0);
+}
+
 void
 route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 	      size_t len, struct route_result *res)
@@ -686,7 +869,9 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 	auth_clear(r, &auth);
 	if (res->deferred > 0) {
 		res->outcome = ROUTE_TEMPFAIL;
-		res->code = 451;
+		/* A full mailbox (ours, or a forward destination's) keeps its
+		 * own code; every other failure is the generic 451/550. */
+		res->code = mailbox_full(&first_defer) ? 452 : 451;
 		snprintf(res->text, sizeof(res->text), "%s %s",
 			 first_defer.enhanced[0] == '4' ? first_defer.enhanced
 							: "4.4.0",
@@ -695,7 +880,7 @@ route_deliver(struct route *r, const struct route_tx *tx, const char *msg,
 				 : "Temporary failure, try again later");
 	} else if (res->rejected > 0) {
 		res->outcome = ROUTE_PERMFAIL;
-		res->code = 550;
+		res->code = mailbox_full(&first_reject) ? 552 : 550;
 		snprintf(res->text, sizeof(res->text), "%s %s",
 			 first_reject.enhanced[0] == '5' ? first_reject.enhanced
 							 : "5.0.0",

@@ -105,6 +105,11 @@ enum route_rcpt_status {
 	ROUTE_RCPT_RELAY,    /* 550 5.7.1 not a domain of ours */
 	ROUTE_RCPT_INVALID,  /* 553 5.1.3 not local@domain */
 	ROUTE_RCPT_TEMP,     /* 451 4.3.0 the control plane failed */
+	/* The alias's mailbox is at or past its storage limit (see
+	 * route_mailbox_usage): 452 4.2.2, or 552 5.2.2 with the setting
+	 * smtp_quota_permanent. */
+	ROUTE_RCPT_OVER_QUOTA,	    /* 452 4.2.2 */
+	ROUTE_RCPT_OVER_QUOTA_PERM, /* 552 5.2.2 */
 };
 
 /* The envelope of one message. The caller owns it (route_tx_destroy). */
@@ -118,7 +123,12 @@ size_t route_tx_rcpt_count(const struct route_tx *tx);
  * never call it otherwise. */
 void route_tx_describe(const struct route_tx *tx, struct sp_buf *out);
 
-/* Looks `address` up and, on ROUTE_RCPT_OK, adds its targets to tx. */
+/* Looks `address` up and, on ROUTE_RCPT_OK, adds its targets to tx. A
+ * recipient whose alias has a mailbox target is refused with
+ * ROUTE_RCPT_OVER_QUOTA(_PERM) when the mailbox is already full; after DATA,
+ * route_deliver() refuses the mailbox target the same way (452 4.2.2 or
+ * 552 5.2.2 as the message's answer) when this message would pass the
+ * limit. The router reads smtp_quota_permanent when it is created. */
 enum route_rcpt_status route_rcpt(struct route *route, struct route_tx *tx,
 				  const char *address);
 
@@ -144,6 +154,15 @@ void route_deliver(struct route *route, const struct route_tx *tx,
 		   const char *msg, size_t len, struct route_result *result_r);
 
 /* ---- pieces, public for tests -------------------------------------------- */
+
+/* What the MX, which holds no key to open a mailbox, estimates a mailbox
+ * uses, in bytes: the size on disk of its database file and -wal
+ * (compressed bodies, the search index and SQLite's pages, not the sum of
+ * message sizes that IMAP QUOTA reports; see docs/architecture.md), plus
+ * the exact size of every message sealed in its spool (each file is the
+ * message plus CRYPTO_SEAL_OVERHEAD). 0 for a mailbox that does not exist
+ * yet. */
+uint64_t route_mailbox_usage(const char *data_dir, const char *mailbox_id);
 
 /* "dest@x" + tag "t" -> "dest+t@x" (caller frees); no tag: a copy. */
 char *route_address_with_tag(const char *address, const char *tag);

@@ -345,24 +345,42 @@ is_ascii(const char *s)
 	return true;
 }
 
+/* The same answer for every recipient (a failure before RCPT). */
+static void
+results_fill(struct smtp_client_result *results, size_t count,
+	     const struct smtp_client_result *r)
+{
+	for (size_t i = 0; i < count; i++)
+		results[i] = *r;
+}
+
 static enum attempt_result
-attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
-	const char *rcpt, const void *msg, size_t len, bool eightbit,
-	bool smtputf8, struct smtp_client_result *r)
+attempt(const struct smtp_client_options *o, int fd, const char *host,
+	const char *mail_from, const char *const *rcpts, size_t count,
+	const void *msg, size_t len, bool eightbit, bool smtputf8,
+	struct smtp_client_result *results)
 {
 	struct client_conn c = {.fd = fd};
+	struct smtp_client_result res, *r = &res;
 	struct sp_buf data;
 	const char *helo = o->helo != NULL && o->helo[0] != '\0' ? o->helo
 							       : "localhost";
+	enum attempt_result ret = ATTEMPT_DONE;
+	bool *accepted = xcalloc(count, sizeof(*accepted));
+	size_t naccepted = 0;
 	int code;
-	bool utf8_needed = smtputf8 || !is_ascii(mail_from) || !is_ascii(rcpt);
+	bool utf8_needed = smtputf8 || !is_ascii(mail_from);
 
+	memset(&res, 0, sizeof(res));
+	for (size_t i = 0; i < count; i++)
+		if (!is_ascii(rcpts[i]))
+			utf8_needed = true;
 	code = conn_read_reply(&c, r, false);
 	if (code != 220) {
 		if (code < 0)
 			result_local(r, 0, NULL, "no greeting");
-		conn_close(&c);
-		return ATTEMPT_NEXT_HOST;
+		ret = ATTEMPT_NEXT_HOST;
+		goto session_failed;
 	}
 	code = conn_command(&c, r, true, "EHLO %s", helo);
 	if (code >= 500 && code < 600) {
@@ -374,8 +392,8 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 		if (code < 0)
 			result_local(r, 0, NULL,
 				     "connection lost after greeting");
-		conn_close(&c);
-		return ATTEMPT_NEXT_HOST;
+		ret = ATTEMPT_NEXT_HOST;
+		goto session_failed;
 	}
 	if (c.starttls) {
 		pthread_once(&client_tls_once, client_tls_init);
@@ -387,8 +405,7 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 				result_local(r, 0, NULL,
 					     "TLS handshake failed");
 				ERR_clear_error();
-				conn_close(&c);
-				return ATTEMPT_DONE;
+				goto session_failed;
 			}
 			r->tls = true;
 			c.starttls = c.eightbit = c.smtputf8 = false;
@@ -399,13 +416,12 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 					result_local(r, 0, NULL,
 						     "connection lost after "
 						     "TLS");
-				conn_close(&c);
-				return ATTEMPT_DONE;
+				goto session_failed;
 			}
 		} else if (code < 0) {
 			result_local(r, 0, NULL, "connection lost at STARTTLS");
-			conn_close(&c);
-			return ATTEMPT_NEXT_HOST;
+			ret = ATTEMPT_NEXT_HOST;
+			goto session_failed;
 		}
 		/* A refused STARTTLS: go on in plaintext (opportunistic). */
 	}
@@ -413,15 +429,13 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 		conn_command(&c, r, false, "QUIT");
 		result_local(r, 553, "5.6.7",
 			     "the destination does not support SMTPUTF8");
-		conn_close(&c);
-		return ATTEMPT_DONE;
+		goto session_failed;
 	}
 	if (c.size_limit != 0 && len > c.size_limit) {
 		conn_command(&c, r, false, "QUIT");
 		result_local(r, 552, "5.3.4",
 			     "message size exceeds the destination's limit");
-		conn_close(&c);
-		return ATTEMPT_DONE;
+		goto session_failed;
 	}
 	{
 		char size_param[32] = "";
@@ -435,10 +449,49 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 							   : "",
 				    utf8_needed ? " SMTPUTF8" : "");
 	}
-	if (code == 250)
-		code = conn_command(&c, r, false, "RCPT TO:<%s>", rcpt);
-	if (code == 250 || code == 251)
-		code = conn_command(&c, r, false, "DATA");
+	if (code != 250) {
+		if (code < 0)
+			result_local(r, 0, NULL, "connection lost during the "
+						 "transaction");
+		else
+			conn_command(&c, &(struct smtp_client_result){0},
+				     false, "QUIT");
+		goto session_failed;
+	}
+	/* Each recipient gets its own answer to RCPT. */
+	for (size_t i = 0; i < count; i++) {
+		results[i].tls = r->tls;
+		code = conn_command(&c, &results[i], false, "RCPT TO:<%s>",
+				    rcpts[i]);
+		if (code < 0) {
+			for (size_t j = i; j < count; j++)
+				result_local(&results[j], 0, NULL,
+					     "connection lost during the "
+					     "transaction");
+			for (size_t j = 0; j < i; j++)
+				if (accepted[j])
+					result_local(&results[j], 0, NULL,
+						     "connection lost during "
+						     "the transaction");
+			conn_close(&c);
+			free(accepted);
+			return ATTEMPT_DONE;
+		}
+		if (code == 250 || code == 251) {
+			accepted[i] = true;
+			naccepted++;
+		}
+	}
+	if (naccepted == 0) {
+		conn_command(&c, &(struct smtp_client_result){0}, false,
+			     "QUIT");
+		conn_close(&c);
+		free(accepted);
+		return ATTEMPT_DONE;
+	}
+	/* The answer to DATA (or to the end of data) is every accepted
+	 * recipient's. */
+	code = conn_command(&c, r, false, "DATA");
 	if (code == 354) {
 		sp_buf_init(&data);
 		smtp_data_encode(msg, len, &data);
@@ -455,17 +508,22 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 		 * and only a retry later is safe. */
 		result_local(r, 0, NULL, "connection lost during the "
 					 "transaction");
-		conn_close(&c);
-		return ATTEMPT_DONE;
+	} else {
+		conn_command(&c, &(struct smtp_client_result){0}, false,
+			     "QUIT");
 	}
-	{
-		struct smtp_client_result quit;
-
-		memset(&quit, 0, sizeof(quit));
-		conn_command(&c, &quit, false, "QUIT");
-	}
+	for (size_t i = 0; i < count; i++)
+		if (accepted[i])
+			results[i] = *r;
 	conn_close(&c);
+	free(accepted);
 	return ATTEMPT_DONE;
+
+session_failed:
+	results_fill(results, count, r);
+	conn_close(&c);
+	free(accepted);
+	return ret;
 }
 
 /* ---- routing ------------------------------------------------------------- */
@@ -473,6 +531,7 @@ attempt(const struct smtp_client_options *o, int fd, const char *mail_from,
 struct client_addr {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	char host[256]; /* the name it came from, for results' remote */
 };
 
 static size_t
@@ -491,6 +550,7 @@ addrs_from_getaddrinfo(const char *host, unsigned port,
 	for (ai = res; ai != NULL && n < max; ai = ai->ai_next) {
 		memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen);
 		out[n].len = ai->ai_addrlen;
+		str_copy(out[n].host, host, sizeof(out[n].host));
 		n++;
 	}
 	freeaddrinfo(res);
@@ -537,8 +597,12 @@ addrs_of_host(struct mailauth_dns *dns, const char *host, unsigned port,
 		if (st == MAILAUTH_DNS_TEMPFAIL)
 			*tempfail_r = true;
 		if (st == MAILAUTH_DNS_OK)
-			for (size_t i = 0; i < reply.count && n < max; i++)
-				addr_from_ip(&reply.ips[i], port, &out[n++]);
+			for (size_t i = 0; i < reply.count && n < max; i++) {
+				addr_from_ip(&reply.ips[i], port, &out[n]);
+				str_copy(out[n].host, host,
+					 sizeof(out[n].host));
+				n++;
+			}
 		mailauth_dns_reply_clear(&reply);
 	}
 	return n;
@@ -660,61 +724,99 @@ route_domain(const struct smtp_client_options *o, const char *domain,
 }
 
 int
-smtp_client_send(const struct smtp_client_options *options,
-		 const char *mail_from, const char *rcpt, const void *msg,
-		 size_t len, bool eightbit, bool smtputf8,
-		 struct smtp_client_result *result_r)
+smtp_client_send_batch(const struct smtp_client_options *options,
+		       const char *mail_from, const char *const *rcpts,
+		       size_t rcpt_count, const void *msg, size_t len,
+		       bool eightbit, bool smtputf8,
+		       struct smtp_client_result *results)
 {
 	struct client_addr addrs[CLIENT_MAX_ADDRESSES];
+	struct smtp_client_result r;
 	unsigned timeout = options->timeout_seconds != 0
 				   ? options->timeout_seconds
 				   : 300;
-	size_t n;
+	size_t n, ok = 0;
 
-	memset(result_r, 0, sizeof(*result_r));
+	memset(&r, 0, sizeof(r));
+	if (rcpt_count == 0)
+		return 0;
 	if (options->relayhost != NULL && options->relayhost[0] != '\0') {
 		char host[256];
 		unsigned port;
 
 		if (parse_hostport(options->relayhost, host, sizeof(host),
 				   &port) < 0) {
-			result_local(result_r, 0, NULL,
+			result_local(&r, 0, NULL,
 				     "outbound_relayhost is not host:port");
-			return -1;
+			results_fill(results, rcpt_count, &r);
+			return 0;
 		}
 		n = addrs_from_getaddrinfo(host, port, addrs,
 					   CLIENT_MAX_ADDRESSES);
 		if (n == 0) {
-			result_local(result_r, 0, NULL,
+			result_local(&r, 0, NULL,
 				     "cannot resolve the relay host");
-			return -1;
+			results_fill(results, rcpt_count, &r);
+			return 0;
 		}
 	} else {
-		const char *at = strrchr(rcpt, '@');
+		/* One destination domain: the first recipient's. */
+		const char *at = strrchr(rcpts[0], '@');
 
 		if (at == NULL || at[1] == '\0') {
-			result_local(result_r, 553, "5.1.3",
+			result_local(&r, 553, "5.1.3",
 				     "bad recipient address");
-			return -1;
+			results_fill(results, rcpt_count, &r);
+			return 0;
 		}
 		n = route_domain(options, at + 1, addrs, CLIENT_MAX_ADDRESSES,
-				 result_r);
-		if (n == 0)
-			return -1;
+				 &r);
+		if (n == 0) {
+			results_fill(results, rcpt_count, &r);
+			return 0;
+		}
 	}
-	result_local(result_r, 0, NULL, "no mail server could be reached");
+	result_local(&r, 0, NULL, "no mail server could be reached");
+	results_fill(results, rcpt_count, &r);
 	for (size_t i = 0; i < n; i++) {
 		int fd = connect_addr((struct sockaddr *)&addrs[i].ss,
 				      addrs[i].len, timeout);
+		enum attempt_result ar;
 
 		if (fd < 0) {
-			result_local(result_r, 0, NULL, "connect: %s",
+			result_local(&r, 0, NULL, "connect: %s",
 				     strerror(errno));
+			results_fill(results, rcpt_count, &r);
 			continue;
 		}
-		if (attempt(options, fd, mail_from, rcpt, msg, len, eightbit,
-			    smtputf8, result_r) == ATTEMPT_DONE)
+		for (size_t j = 0; j < rcpt_count; j++)
+			memset(&results[j], 0, sizeof(results[j]));
+		ar = attempt(options, fd, addrs[i].host, mail_from, rcpts,
+			     rcpt_count, msg, len, eightbit, smtputf8,
+			     results);
+		for (size_t j = 0; j < rcpt_count; j++)
+			str_copy(results[j].remote, addrs[i].host,
+				 sizeof(results[j].remote));
+		if (ar == ATTEMPT_DONE)
 			break;
 	}
-	return result_r->cls.action == SMTP_REPLY_OK ? 0 : -1;
+	for (size_t j = 0; j < rcpt_count; j++)
+		if (results[j].cls.action == SMTP_REPLY_OK)
+			ok++;
+	return (int)ok;
+}
+
+int
+smtp_client_send(const struct smtp_client_options *options,
+		 const char *mail_from, const char *rcpt, const void *msg,
+		 size_t len, bool eightbit, bool smtputf8,
+		 struct smtp_client_result *result_r)
+{
+	const char *rcpts[1] = {rcpt};
+
+	memset(result_r, 0, sizeof(*result_r));
+	return smtp_client_send_batch(options, mail_from, rcpts, 1, msg, len,
+				      eightbit, smtputf8, result_r) == 1
+		       ? 0
+		       : -1;
 }

@@ -26,6 +26,8 @@ smtp_command_clear(struct smtp_command *cmd)
 {
 	free(cmd->arg);
 	free(cmd->address);
+	free(cmd->envid);
+	free(cmd->orcpt);
 	memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -116,6 +118,106 @@ parse_u64(const char *s, size_t len, uint64_t *value_r)
 	return true;
 }
 
+/* RFC 3461 4: xtext is printable ASCII but '+' and '=', with "+XX" (two
+ * upper-case hex digits) for anything else. NULL when malformed or empty;
+ * decoded bytes outside printable ASCII are refused too, since the values
+ * end up in DSN header fields. */
+static char *
+xtext_decode(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1), *o = out;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '+') {
+			unsigned v = 0;
+
+			for (size_t k = 1; k <= 2; k++) {
+				char h = i + k < len ? s[i + k] : '\0';
+
+				if (h >= '0' && h <= '9')
+					v = v * 16 + (unsigned)(h - '0');
+				else if (h >= 'A' && h <= 'F')
+					v = v * 16 + (unsigned)(h - 'A' + 10);
+				else
+					goto bad;
+			}
+			i += 2;
+			c = (unsigned char)v;
+		} else if (c < 0x21 || c > 0x7e || c == '=') {
+			goto bad;
+		}
+		if (c < 0x20 || c > 0x7e)
+			goto bad;
+		*o++ = (char)c;
+	}
+	*o = '\0';
+	if (o == out)
+		goto bad;
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* NOTIFY=NEVER or a comma list of SUCCESS, FAILURE, DELAY. */
+static bool
+parse_notify(const char *s, size_t len, unsigned *notify_r)
+{
+	unsigned bits = 0;
+	const char *end = s + len;
+
+	while (s < end) {
+		const char *comma = memchr(s, ',', (size_t)(end - s));
+		size_t n = (size_t)((comma != NULL ? comma : end) - s);
+
+		if (n == 5 && strncasecmp(s, "NEVER", 5) == 0)
+			bits |= SMTP_NOTIFY_NEVER;
+		else if (n == 7 && strncasecmp(s, "SUCCESS", 7) == 0)
+			bits |= SMTP_NOTIFY_SUCCESS;
+		else if (n == 7 && strncasecmp(s, "FAILURE", 7) == 0)
+			bits |= SMTP_NOTIFY_FAILURE;
+		else if (n == 5 && strncasecmp(s, "DELAY", 5) == 0)
+			bits |= SMTP_NOTIFY_DELAY;
+		else
+			return false;
+		s += n + (comma != NULL ? 1 : 0);
+		if (comma != NULL && s == end)
+			return false;
+	}
+	/* NEVER stands alone. */
+	if (bits == 0 || ((bits & SMTP_NOTIFY_NEVER) && bits != SMTP_NOTIFY_NEVER))
+		return false;
+	*notify_r = bits;
+	return true;
+}
+
+/* RCPT's NOTIFY and ORCPT. */
+static enum smtp_parse_result
+parse_rcpt_param(const char *w, size_t klen, const char *eq, size_t vlen,
+		 struct smtp_command *cmd)
+{
+	if (eq == NULL)
+		return SMTP_PARSE_SYNTAX;
+	if (klen == 6 && strncasecmp(w, "NOTIFY", 6) == 0) {
+		if (cmd->notify != 0 || !parse_notify(eq + 1, vlen, &cmd->notify))
+			return SMTP_PARSE_SYNTAX;
+	} else if (klen == 5 && strncasecmp(w, "ORCPT", 5) == 0) {
+		const char *semi = memchr(eq + 1, ';', vlen);
+
+		if (cmd->orcpt != NULL || semi == NULL || semi == eq + 1)
+			return SMTP_PARSE_SYNTAX;
+		cmd->orcpt = xtext_decode(eq + 1, vlen);
+		if (cmd->orcpt == NULL)
+			return SMTP_PARSE_SYNTAX;
+	} else {
+		return SMTP_PARSE_BAD_PARAM;
+	}
+	cmd->dsn = true;
+	return SMTP_PARSE_OK;
+}
+
 /* "KEY=VALUE KEY ..." after the path. */
 static enum smtp_parse_result
 parse_params(const char *p, const char *end, bool is_mail,
@@ -132,8 +234,14 @@ parse_params(const char *p, const char *end, bool is_mail,
 		}
 		klen = (size_t)((eq != NULL ? eq : p) - w);
 		vlen = eq != NULL ? (size_t)(p - eq - 1) : 0;
-		if (!is_mail)
-			return SMTP_PARSE_BAD_PARAM;
+		if (!is_mail) {
+			enum smtp_parse_result r =
+				parse_rcpt_param(w, klen, eq, vlen, cmd);
+
+			if (r != SMTP_PARSE_OK)
+				return r;
+			continue;
+		}
 		if (klen == 4 && strncasecmp(w, "SIZE", 4) == 0) {
 			if (eq == NULL || !parse_u64(eq + 1, vlen, &cmd->size))
 				return SMTP_PARSE_SYNTAX;
@@ -150,6 +258,27 @@ parse_params(const char *p, const char *end, bool is_mail,
 		} else if (klen == 8 && strncasecmp(w, "SMTPUTF8", 8) == 0 &&
 			   eq == NULL) {
 			cmd->smtputf8 = true;
+		} else if (klen == 3 && strncasecmp(w, "RET", 3) == 0) {
+			if (eq == NULL || cmd->ret != SMTP_RET_UNSPEC)
+				return SMTP_PARSE_SYNTAX;
+			if (vlen == 4 && strncasecmp(eq + 1, "FULL", 4) == 0)
+				cmd->ret = SMTP_RET_FULL;
+			else if (vlen == 4 &&
+				 strncasecmp(eq + 1, "HDRS", 4) == 0)
+				cmd->ret = SMTP_RET_HDRS;
+			else
+				return SMTP_PARSE_SYNTAX;
+			cmd->dsn = true;
+		} else if (klen == 5 && strncasecmp(w, "ENVID", 5) == 0) {
+			/* RFC 3461 4.4: at most 100 characters. */
+			if (eq == NULL || cmd->envid != NULL || vlen > 100 ||
+			    (cmd->envid = xtext_decode(eq + 1, vlen)) == NULL)
+				return SMTP_PARSE_SYNTAX;
+			cmd->dsn = true;
+		} else if (klen == 4 && strncasecmp(w, "AUTH", 4) == 0 &&
+			   eq != NULL) {
+			/* RFC 4954 5: accepted and, since we do not
+			 * relay on a client's word, not acted on. */
 		} else {
 			return SMTP_PARSE_BAD_PARAM;
 		}

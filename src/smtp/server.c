@@ -13,7 +13,7 @@
  * Command lines are framed here rather than by net_conn_read_line because
  * we must see whether a line ended in CR LF (see smtp.h).
  */
-#include "smtp-private.h"
+#include "session.h"
 
 #include "conf/conf.h"
 #include "crypto/crypto.h"
@@ -31,83 +31,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SMTP_MAX_HEADER_BYTES (1024 * 1024)
-
-enum smtp_state {
-	SMTP_STATE_INIT,       /* before EHLO/HELO */
-	SMTP_STATE_HELO,       /* greeted, no transaction */
-	SMTP_STATE_MAIL,       /* MAIL accepted, no recipient yet */
-	SMTP_STATE_RCPT,       /* at least one recipient */
-	SMTP_STATE_BODY,       /* reading DATA */
-	SMTP_STATE_DELIVERING, /* waiting for the targets' outcome */
-	SMTP_STATE_QUIT,
-};
-
 static const char *const state_names[] = {
 	"init", "helo", "mail", "rcpt", "body", "delivering", "quit",
-};
-
-struct smtp_job;
-
-/* Deliveries wait on the network (remote MX, webhooks) far more than they
- * compute, so they get their own pool of threads, sized by
- * smtp_delivery_threads, instead of occupying net's CPU-sized pool that
- * logins (Argon2id) and mailbox work need. Finished jobs go back to the
- * loop through our own eventfd, so that a delivery still running while
- * `serve` shuts down never touches the net_server, which is gone first. */
-struct smtp_pool {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	pthread_t *threads;
-	unsigned count;
-	bool stopping;
-	struct smtp_job *head, *tail;	    /* waiting */
-	struct smtp_job *done_head, *done_tail; /* finished, for the loop */
-	int done_fd;
-	struct event *done_ev;
-};
-
-struct smtp_server {
-	struct net_server *net;
-	struct smtp_pool pool;
-	struct route *route;
-	struct mailauth_dns *dns;
-	struct mailauth_srs *srs;
-	struct net_ratelimit *msg_limit;
-	char *hostname;
-	char *relayhost;
-	size_t max_size;
-	unsigned max_rcpts, max_line, timeout, outbound_timeout;
-	bool log_addresses;
-};
-
-struct smtp_session {
-	struct smtp_server *server;
-	struct net_conn *conn;
-	enum smtp_state state;
-	char *helo;
-	bool esmtp;
-	bool skipping_line; /* discarding the rest of an overlong line */
-	unsigned rcpt_refused;
-	/* The transaction. */
-	struct route_tx *tx;
-	uint64_t declared_size;
-	bool tx_utf8, tx_8bit;
-	struct smtp_data_reader data;
-	bool data_active;
-	struct smtp_job *job; /* delivery in flight */
-};
-
-/* A delivery on a worker thread. It owns the transaction and the message,
- * so the session may go away meanwhile (job->session is then NULL). */
-struct smtp_job {
-	struct smtp_job *next; /* in the pool's queue */
-	struct smtp_session *session;
-	struct smtp_server *server;
-	struct route_tx *tx;
-	struct sp_buf msg;
-	char id[17];
-	struct route_result result;
 };
 
 typedef bool smtp_check_func(struct smtp_session *s, struct smtp_command *c);
@@ -120,10 +45,7 @@ struct smtp_command_row {
 	smtp_proceed_func *proceed;
 };
 
-static void smtp_reply(struct smtp_session *s, const char *fmt, ...)
-	SP_PRINTF(2, 3);
-
-static void
+void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list args;
@@ -141,7 +63,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	net_conn_write(s->conn, line, (size_t)n + 2);
 }
 
-static void
+void
 smtp_enter_state(struct smtp_session *s, enum smtp_state state)
 {
 	log_debug(net_conn_id(s->conn), "smtp: %s -> %s",
@@ -149,10 +71,11 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state state)
 	s->state = state;
 }
 
-static void
+void
 tx_reset(struct smtp_session *s)
 {
 	route_tx_destroy(&s->tx);
+	smtp_envelope_free(&s->env);
 	if (s->data_active) {
 		smtp_data_reader_deinit(&s->data);
 		s->data_active = false;
@@ -186,6 +109,10 @@ check_mail(struct smtp_session *s, struct smtp_command *c)
 			      "message size");
 		return false;
 	}
+	if (c->dsn && !s->server->submission) {
+		smtp_reply(s, "555 5.5.4 Unsupported parameter");
+		return false;
+	}
 	if (s->server->msg_limit != NULL &&
 	    net_ratelimit_exceeded(s->server->msg_limit,
 				   net_conn_peer_ip(s->conn))) {
@@ -203,7 +130,16 @@ check_rcpt(struct smtp_session *s, struct smtp_command *c)
 		smtp_reply(s, "503 5.5.1 Need MAIL before RCPT");
 		return false;
 	}
-	if (route_tx_rcpt_count(s->tx) >= s->server->max_rcpts) {
+	if (c->dsn && !s->server->submission) {
+		smtp_reply(s, "555 5.5.4 Unsupported parameter");
+		return false;
+	}
+	if (s->server->submission) {
+		if (s->env->rcpt_count >= s->server->max_rcpts) {
+			smtp_reply(s, "452 4.5.3 Too many recipients");
+			return false;
+		}
+	} else if (route_tx_rcpt_count(s->tx) >= s->server->max_rcpts) {
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return false;
 	}
@@ -274,6 +210,12 @@ proceed_helo(struct smtp_session *s, struct smtp_command *c)
 		if (!net_conn_is_tls(s->conn) &&
 		    net_server_has_tls(srv->net))
 			smtp_reply(s, "250-STARTTLS");
+		/* RFC 4954 4: no mechanism is offered before TLS, since
+		 * none would be accepted there. */
+		if (srv->submission && net_conn_is_tls(s->conn))
+			smtp_reply(s, "250-AUTH PLAIN LOGIN");
+		if (srv->submission)
+			smtp_reply(s, "250-DSN");
 		smtp_reply(s, "250 ENHANCEDSTATUSCODES");
 	}
 	smtp_enter_state(s, SMTP_STATE_HELO);
@@ -282,6 +224,10 @@ proceed_helo(struct smtp_session *s, struct smtp_command *c)
 static void
 proceed_mail(struct smtp_session *s, struct smtp_command *c)
 {
+	if (s->server->submission) {
+		smtp_submit_mail(s, c);
+		return;
+	}
 	s->tx = route_tx_create(c->address, s->helo, net_conn_peer_ip(s->conn),
 				c->body == SMTP_BODY_8BITMIME, c->smtputf8);
 	s->declared_size = c->size;
@@ -294,8 +240,13 @@ proceed_mail(struct smtp_session *s, struct smtp_command *c)
 static void
 proceed_rcpt(struct smtp_session *s, struct smtp_command *c)
 {
-	enum route_rcpt_status st = route_rcpt(s->server->route, s->tx,
-					       c->address);
+	enum route_rcpt_status st;
+
+	if (s->server->submission) {
+		smtp_submit_rcpt(s, c);
+		return;
+	}
+	st = route_rcpt(s->server->route, s->tx, c->address);
 
 	switch (st) {
 	case ROUTE_RCPT_OK:
@@ -317,6 +268,12 @@ proceed_rcpt(struct smtp_session *s, struct smtp_command *c)
 	case ROUTE_RCPT_TEMP:
 		smtp_reply(s, "451 4.3.0 Temporary lookup failure, try again "
 			      "later");
+		break;
+	case ROUTE_RCPT_OVER_QUOTA:
+		smtp_reply(s, "452 4.2.2 Mailbox full, try again later");
+		break;
+	case ROUTE_RCPT_OVER_QUOTA_PERM:
+		smtp_reply(s, "552 5.2.2 Mailbox full");
 		break;
 	}
 	s->rcpt_refused++;
@@ -366,7 +323,9 @@ static void
 proceed_help(struct smtp_session *s, struct smtp_command *c)
 {
 	smtp_reply(s, "214-2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP");
-	smtp_reply(s, "214 2.0.0 QUIT VRFY HELP STARTTLS");
+	smtp_reply(s, s->server->submission
+			      ? "214 2.0.0 QUIT VRFY HELP STARTTLS AUTH"
+			      : "214 2.0.0 QUIT VRFY HELP STARTTLS");
 }
 
 static void
@@ -393,6 +352,17 @@ proceed_not_implemented(struct smtp_session *s, struct smtp_command *c)
 	smtp_reply(s, "502 5.5.1 Command not implemented");
 }
 
+static void
+proceed_auth(struct smtp_session *s, struct smtp_command *c)
+{
+	if (!s->server->submission) {
+		/* An MX takes mail for its domains from anyone. */
+		proceed_not_implemented(s, c);
+		return;
+	}
+	smtp_submit_auth(s, c);
+}
+
 static const struct smtp_command_row commands[] = {
 	{SMTP_VERB_EHLO, check_helo, proceed_helo},
 	{SMTP_VERB_HELO, check_helo, proceed_helo},
@@ -406,7 +376,7 @@ static const struct smtp_command_row commands[] = {
 	{SMTP_VERB_HELP, check_any, proceed_help},
 	{SMTP_VERB_STARTTLS, check_starttls, proceed_starttls},
 	{SMTP_VERB_BDAT, check_any, proceed_not_implemented},
-	{SMTP_VERB_AUTH, check_any, proceed_not_implemented},
+	{SMTP_VERB_AUTH, check_any, proceed_auth},
 	{SMTP_VERB_EXPN, check_any, proceed_not_implemented},
 };
 
@@ -485,8 +455,11 @@ pool_main(void *arg)
 		if (p->head == NULL)
 			p->tail = NULL;
 		pthread_mutex_unlock(&p->lock);
-		route_deliver(srv->route, job->tx, job->msg.data, job->msg.len,
-			      &job->result);
+		if (job->env != NULL)
+			smtp_submit_work(job);
+		else
+			route_deliver(srv->route, job->tx, job->msg.data,
+				      job->msg.len, &job->result);
 		pthread_mutex_lock(&p->lock);
 		job->next = NULL;
 		if (p->done_tail != NULL)
@@ -509,6 +482,8 @@ static void
 job_free(struct smtp_job *job)
 {
 	route_tx_destroy(&job->tx);
+	smtp_envelope_free(&job->env);
+	smtp_user_unref(&job->user);
 	if (job->msg.data != NULL)
 		sodium_memzero(job->msg.data, job->msg.cap);
 	sp_buf_deinit(&job->msg);
@@ -548,6 +523,15 @@ pool_submit(struct smtp_server *srv, struct smtp_job *job)
 	p->tail = job;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+}
+
+void
+smtp_job_submit(struct smtp_session *s, struct smtp_job *job)
+{
+	s->job = job;
+	smtp_enter_state(s, SMTP_STATE_DELIVERING);
+	net_conn_pause_input(s->conn);
+	pool_submit(s->server, job);
 }
 
 static int
@@ -626,6 +610,20 @@ job_done(void *ctx)
 	static const char *const outcomes[] = {"delivered", "deferred",
 					       "rejected"};
 
+	if (job->env != NULL) {
+		log_info(job->id, "submission: %d, %zu bytes, %zu recipients",
+			 job->reply_code, job->msg.len, job->env->rcpt_count);
+		if (s != NULL) {
+			s->job = NULL;
+			smtp_reply(s, "%d %s", job->reply_code,
+				   job->reply_text);
+			smtp_enter_state(s, SMTP_STATE_HELO);
+			net_conn_resume_input(s->conn);
+		}
+		job_free(job);
+		return;
+	}
+
 	log_info(job->id,
 		 "smtp: message %s, %zu bytes, %u targets (%u delivered, %u "
 		 "remembered, %u deferred, %u rejected)",
@@ -674,6 +672,10 @@ finish_data(struct smtp_session *s)
 		smtp_enter_state(s, SMTP_STATE_HELO);
 		return;
 	}
+	if (srv->submission) {
+		smtp_submit_data_done(s, id);
+		return;
+	}
 	if (srv->msg_limit != NULL)
 		net_ratelimit_hit(srv->msg_limit, net_conn_peer_ip(s->conn));
 	job = xcalloc(1, sizeof(*job));
@@ -686,10 +688,7 @@ finish_data(struct smtp_session *s)
 	smtp_data_reader_deinit(&s->data);
 	s->data_active = false;
 	memcpy(job->id, id, sizeof(job->id));
-	s->job = job;
-	smtp_enter_state(s, SMTP_STATE_DELIVERING);
-	net_conn_pause_input(s->conn);
-	pool_submit(srv, job);
+	smtp_job_submit(s, job);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -705,7 +704,7 @@ session_input(struct net_conn *conn, void *ctx)
 		size_t avail, want;
 
 		if (s->state == SMTP_STATE_DELIVERING ||
-		    s->state == SMTP_STATE_QUIT)
+		    s->state == SMTP_STATE_QUIT || s->login != NULL)
 			return;
 		if (s->state == SMTP_STATE_BODY) {
 			size_t used;
@@ -750,6 +749,15 @@ session_input(struct net_conn *conn, void *ctx)
 					      "CRLF");
 				continue;
 			}
+			if (s->auth_step != SMTP_AUTH_NONE) {
+				/* Credentials: secure memory, wiped. */
+				line = crypto_secret_strndup((const char *)p,
+							     len - 1);
+				net_conn_consume(conn, len + 1);
+				smtp_submit_auth_line(s, line);
+				crypto_secret_free(&line);
+				continue;
+			}
 			line = xstrndup((const char *)p, len - 1);
 			net_conn_consume(conn, len + 1);
 			run_command(s, line, len - 1);
@@ -776,6 +784,7 @@ session_close(struct net_conn *conn, void *ctx)
 
 	if (s->job != NULL)
 		s->job->session = NULL;
+	smtp_submit_session_close(s);
 	tx_reset(s);
 	free(s->helo);
 	free(s);
@@ -924,6 +933,80 @@ smtp_server_start(struct net_server *net, struct smtp_server **server_r,
 	return 1;
 }
 
+static void
+submission_accept(struct net_conn *conn, void *ctx)
+{
+	server_accept(conn, ctx);
+}
+
+int
+smtp_submission_start(struct net_server *net, struct queue *queue,
+		      struct smtp_server **server_r, const char **error_r)
+{
+	const char *listens[2] = {conf_str("submission_listen"),
+				  conf_str("submissions_listen")};
+	struct smtp_server *srv;
+	long long per_alias = conf_int("submission_max_messages_per_day");
+	long long per_domain =
+		conf_int("submission_max_messages_per_domain_day");
+	int listening = 0;
+
+	if ((listens[0] == NULL || listens[0][0] == '\0') &&
+	    (listens[1] == NULL || listens[1][0] == '\0'))
+		return 0;
+	srv = xcalloc(1, sizeof(*srv));
+	srv->net = net;
+	srv->submission = true;
+	srv->queue = queue;
+	srv->data_dir = xstrdup(conf_data_dir());
+	srv->hostname = our_hostname();
+	srv->relayhost = xstrdup("");
+	srv->max_size = (size_t)conf_int("submission_max_message_size");
+	srv->max_rcpts = conf_uint("submission_max_recipients", 1);
+	srv->max_line = conf_uint("smtp_max_line_length", 512);
+	srv->timeout = conf_uint("smtp_timeout_seconds", 1);
+	srv->log_addresses = conf_bool("log_addresses");
+	/* Counted in memory over fixed one-day windows: a restart gives a
+	 * sender a fresh day, which the limit's purpose (a stolen password
+	 * or a runaway script) tolerates. */
+	if (per_alias > 0)
+		srv->sent_per_alias =
+			net_ratelimit_create((unsigned)per_alias, 86400);
+	if (per_domain > 0)
+		srv->sent_per_domain =
+			net_ratelimit_create((unsigned)per_domain, 86400);
+	if (pool_start(srv, conf_uint("smtp_delivery_threads", 1), error_r) <
+	    0) {
+		smtp_server_destroy(&srv);
+		return -1;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		struct net_listen_settings ls = {
+			.address = listens[i],
+			.implicit_tls = i == 1,
+			.protocol = "submission",
+			.max_per_ip = conf_uint("smtp_max_connections_per_ip",
+						0),
+			.reject_line = "421 4.7.0 Too many connections from "
+				       "your address\r\n",
+		};
+		int ret = net_listen(net, &ls, submission_accept, srv,
+				     error_r);
+
+		if (ret < 0) {
+			smtp_server_destroy(&srv);
+			return -1;
+		}
+		listening += ret;
+	}
+	if (listening == 0) {
+		smtp_server_destroy(&srv);
+		return 0;
+	}
+	*server_r = srv;
+	return 1;
+}
+
 void
 smtp_server_destroy(struct smtp_server **server)
 {
@@ -936,6 +1019,9 @@ smtp_server_destroy(struct smtp_server **server)
 	mailauth_srs_destroy(&srv->srs);
 	mailauth_dns_destroy(&srv->dns);
 	net_ratelimit_destroy(&srv->msg_limit);
+	net_ratelimit_destroy(&srv->sent_per_alias);
+	net_ratelimit_destroy(&srv->sent_per_domain);
+	free(srv->data_dir);
 	free(srv->hostname);
 	free(srv->relayhost);
 	free(srv);

@@ -59,6 +59,19 @@ enum smtp_body_type {
 	SMTP_BODY_8BITMIME,
 };
 
+enum smtp_ret {
+	SMTP_RET_UNSPEC,
+	SMTP_RET_FULL,
+	SMTP_RET_HDRS,
+};
+
+enum smtp_notify {
+	SMTP_NOTIFY_NEVER = 1 << 0,
+	SMTP_NOTIFY_SUCCESS = 1 << 1,
+	SMTP_NOTIFY_FAILURE = 1 << 2,
+	SMTP_NOTIFY_DELAY = 1 << 3,
+};
+
 struct smtp_command {
 	enum smtp_verb verb;
 	/* EHLO/HELO domain, VRFY/HELP argument: the rest of the line. */
@@ -72,6 +85,15 @@ struct smtp_command {
 	bool smtputf8;
 	/* The address holds 8-bit (UTF-8) bytes. */
 	bool address_utf8;
+	/* DSN parameters (RFC 3461), only accepted where DSN is offered:
+	 * MAIL RET= and ENVID=, RCPT NOTIFY= and ORCPT=. ENVID and the
+	 * ORCPT address come xtext-decoded; ORCPT keeps its "type;" prefix.
+	 * dsn says that any of them was given. */
+	bool dsn;
+	enum smtp_ret ret;
+	char *envid;
+	unsigned notify; /* enum smtp_notify bits; 0: not given */
+	char *orcpt;
 };
 
 enum smtp_parse_result {
@@ -202,6 +224,7 @@ struct smtp_client_result {
 	char text[512];	   /* reply text, lines joined with a space */
 	struct smtp_reply_class cls;
 	bool tls;	   /* the message went over TLS */
+	char remote[256];  /* the server that answered ("" when none) */
 };
 
 /* Delivers `len` bytes of `msg` (CR LF lines, not dot-stuffed) from
@@ -216,6 +239,35 @@ int smtp_client_send(const struct smtp_client_options *options,
 		     size_t len, bool eightbit, bool smtputf8,
 		     struct smtp_client_result *result_r);
 
+/* ---- the outbound queue's delivery (outbound.c) ------------------------ */
+
+struct queue_delivery;
+struct queue_result;
+struct smtp_outbound;
+
+/* The client settings of conf (outbound_relayhost, hostname,
+ * outbound_timeout_seconds, dns_resolver) for the queue's deliveries. */
+struct smtp_outbound *smtp_outbound_create(void);
+void smtp_outbound_destroy(struct smtp_outbound **out);
+/* The name this host gives in EHLO (hostname, else the system's). */
+const char *smtp_outbound_hostname(const struct smtp_outbound *out);
+/* A queue_deliver_func (queue.h); ctx is a struct smtp_outbound. */
+void smtp_outbound_deliver(void *ctx, const struct queue_delivery *d,
+			   struct queue_result *results);
+
+/* One envelope with several recipients on one destination domain (the
+ * first recipient's decides the route, as for smtp_client_send): one
+ * connection, one MAIL, one RCPT per recipient, one DATA. Fills
+ * results[i] for rcpts[i]: a failure before RCPT (connection, greeting,
+ * MAIL) is every recipient's; a refused RCPT is that recipient's own; the
+ * answer to DATA is every accepted recipient's. Returns how many
+ * recipients the server accepted the message for. Blocks; thread-safe. */
+int smtp_client_send_batch(const struct smtp_client_options *options,
+			   const char *mail_from, const char *const *rcpts,
+			   size_t rcpt_count, const void *msg, size_t len,
+			   bool eightbit, bool smtputf8,
+			   struct smtp_client_result *results);
+
 /* ---- the MX (server.c) --------------------------------------------------- */
 
 struct net_server;
@@ -226,6 +278,15 @@ struct smtp_server;
  * with error_r. The caller owns *server_r (smtp_server_destroy) on 1. */
 int smtp_server_start(struct net_server *net, struct smtp_server **server_r,
 		      const char **error_r);
+struct queue;
+
+/* Opens the submission listeners, submission_listen (STARTTLS, which AUTH
+ * requires) and submissions_listen (implicit TLS), on `net`. Accepted
+ * messages go to `queue` (which must stay alive). Returns 1 listening, 0
+ * when both are empty, -1 with error_r; the caller owns *server_r on 1 and
+ * frees it with smtp_server_destroy(). */
+int smtp_submission_start(struct net_server *net, struct queue *queue,
+			  struct smtp_server **server_r, const char **error_r);
 /* Frees the MX state; the net_server closes the connections. NULLs,
  * accepts NULL. */
 void smtp_server_destroy(struct smtp_server **server);

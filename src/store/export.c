@@ -1,11 +1,13 @@
 /* store: export to mboxrd and EML, import from mbox and EML. */
 #include "store-private.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,12 +22,30 @@ store_buf_wipe(struct sp_buf *buf)
 
 /* ---- mboxrd ---- */
 
+/* The folder of a message in a whole-mailbox mbox: one line before the
+ * message's own header, which import takes away again. */
+#define STORE_FOLDER_HEADER "X-Sealpost-Folder:"
+#define STORE_FOLDER_HEADER_LEN (sizeof(STORE_FOLDER_HEADER) - 1)
+
+static bool
+store_starts_with_folder_header(const char *raw, size_t len)
+{
+	return len >= STORE_FOLDER_HEADER_LEN &&
+	       strncasecmp(raw, STORE_FOLDER_HEADER,
+			   STORE_FOLDER_HEADER_LEN) == 0;
+}
+
 /* Writes one message as mboxrd: a "From " line with the internal date,
  * every line matching ^>*From  with one more '>', a newline added when the
- * message lacks a final one, then the blank separator line. */
+ * message lacks a final one, then the blank separator line. With `folder`
+ * (whole-mailbox export, a folder other than INBOX), or when the message
+ * itself starts with the folder line (which import would otherwise take
+ * for ours: quoting, as mboxrd does for "From "), one folder line comes
+ * first, ended like the message's first line. */
 static void
 store_mbox_append(struct sp_buf *out, const char *raw, size_t len,
-		  time_t internal_date)
+		  time_t internal_date, const char *folder,
+		  const char *folder_name)
 {
 	struct tm tm;
 	char date[64];
@@ -34,6 +54,14 @@ store_mbox_append(struct sp_buf *out, const char *raw, size_t len,
 	gmtime_r(&internal_date, &tm);
 	strftime(date, sizeof(date), "%a %b %e %H:%M:%S %Y", &tm);
 	sp_buf_printf(out, "From MAILER-DAEMON %s\n", date);
+	if (folder != NULL || store_starts_with_folder_header(raw, len)) {
+		const char *nl = memchr(raw, '\n', len);
+		bool crlf = nl != NULL && nl > raw && nl[-1] == '\r';
+
+		sp_buf_printf(out, "%s %s%s", STORE_FOLDER_HEADER,
+			      folder != NULL ? folder : folder_name,
+			      crlf ? "\r\n" : "\n");
+	}
 	while (pos < len) {
 		const char *nl = memchr(raw + pos, '\n', len - pos);
 		size_t end = nl != NULL ? (size_t)(nl - raw) + 1 : len;
@@ -102,8 +130,9 @@ store_folder_dir_name(const char *folder)
 
 static enum store_error
 store_export_folder(struct store_mailbox *mbox, const struct store_folder *f,
-		    enum store_format format, struct sp_buf *mbox_out,
-		    const char *dir, size_t *count, const char **error_r)
+		    enum store_format format, bool whole,
+		    struct sp_buf *mbox_out, const char *dir, size_t *count,
+		    const char **error_r)
 {
 	struct store_message *msgs = NULL;
 	size_t n = 0;
@@ -125,8 +154,13 @@ store_export_folder(struct store_mailbox *mbox, const struct store_folder *f,
 		if (err != STORE_OK)
 			break;
 		if (format == STORE_FORMAT_MBOX) {
-			store_mbox_append(mbox_out, raw.data, raw.len,
-					  msgs[i].internal_date);
+			store_mbox_append(
+				mbox_out, raw.data, raw.len,
+				msgs[i].internal_date,
+				whole && strcmp(f->name, "INBOX") != 0
+					? f->name
+					: NULL,
+				f->name);
 		} else {
 			char *path = xasprintf("%s/%u.eml", dir, msgs[i].uid);
 
@@ -182,8 +216,9 @@ store_export(struct store_mailbox *mbox, const char *folder,
 					     : xasprintf("%s/%s", path, rel);
 			free(rel);
 		}
-		err = store_export_folder(mbox, &folders[i], format, &out, dir,
-					  &count, error_r);
+		err = store_export_folder(mbox, &folders[i], format,
+					  folder == NULL, &out, dir, &count,
+					  error_r);
 		free(dir);
 	}
 	if (own_txn)
@@ -275,11 +310,243 @@ store_mbox_unquote(const char *data, size_t len, struct sp_buf *out)
 	}
 }
 
+static enum store_error store_import_file(struct store_mailbox *mbox,
+					  const char *folder, const char *path,
+					  size_t *count_r,
+					  const char **error_r);
+
+static bool
+store_has_suffix(const char *name, const char *suffix)
+{
+	size_t n = strlen(name), m = strlen(suffix);
+
+	return n > m && strcmp(name + n - m, suffix) == 0;
+}
+
+/* Directory entries in import order: "12.eml" before "100.eml" (UIDs keep
+ * their order), otherwise by name. */
+static int
+store_entry_cmp(const void *a, const void *b)
+{
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	char *ex, *ey;
+	unsigned long nx = strtoul(x, &ex, 10), ny = strtoul(y, &ey, 10);
+
+	if (ex != x && ey != y && strcmp(ex, ".eml") == 0 &&
+	    strcmp(ey, ".eml") == 0 && nx != ny)
+		return nx < ny ? -1 : 1;
+	return strcmp(x, y);
+}
+
+static char *
+store_join_folder(const char *parent, const char *name)
+{
+	if (parent == NULL || parent[0] == '\0')
+		return xstrdup(name);
+	return xasprintf("%s/%s", parent, name);
+}
+
+static enum store_error
+store_import_folder_ready(struct store_mailbox *mbox, const char *name,
+			  const char **error_r)
+{
+	enum store_error err =
+		store_folder_create(mbox, name, STORE_SPECIAL_NONE, error_r);
+
+	return err == STORE_ERR_EXISTS ? STORE_OK : err;
+}
+
+/* A whole-mailbox export read back: <rel>.mbox files are folder <rel>,
+ * <rel>/<n>.eml files go to folder <rel>; both under `folder` when given.
+ * Other names are not ours and are left alone. */
+static enum store_error
+store_import_tree(struct store_mailbox *mbox, const char *folder,
+		  const char *dir, int depth, size_t *count,
+		  const char **error_r)
+{
+	enum store_error err = STORE_OK;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d;
+
+	if (depth > 64) {
+		store_set_error(error_r, "%s: folders nested too deep", dir);
+		return STORE_ERR_INVALID;
+	}
+	d = opendir(dir);
+	if (d == NULL) {
+		store_set_error(error_r, "%s: %s", dir, strerror(errno));
+		return STORE_ERR_TEMP;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			names = xrealloc(names, cap * sizeof(*names));
+		}
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), store_entry_cmp);
+	for (size_t i = 0; i < n && err == STORE_OK; i++) {
+		char *path = xasprintf("%s/%s", dir, names[i]);
+		struct stat st;
+		size_t got = 0;
+
+		if (stat(path, &st) < 0) {
+			store_set_error(error_r, "%s: %s", path,
+					strerror(errno));
+			err = STORE_ERR_TEMP;
+		} else if (S_ISDIR(st.st_mode)) {
+			char *sub = store_join_folder(folder, names[i]);
+
+			err = store_import_tree(mbox, sub, path, depth + 1,
+						count, error_r);
+			free(sub);
+		} else if (S_ISREG(st.st_mode) &&
+			   store_has_suffix(names[i], ".mbox")) {
+			char *base = xstrndup(names[i], strlen(names[i]) - 5);
+			char *name = store_join_folder(folder, base);
+
+			err = store_import_folder_ready(mbox, name, error_r);
+			if (err == STORE_OK)
+				err = store_import_file(mbox, name, path, &got,
+							error_r);
+			*count += got;
+			free(name);
+			free(base);
+		} else if (S_ISREG(st.st_mode) &&
+			   store_has_suffix(names[i], ".eml")) {
+			const char *name = folder != NULL ? folder : "INBOX";
+
+			err = store_import_folder_ready(mbox, name, error_r);
+			if (err == STORE_OK)
+				err = store_import_file(mbox, name, path, &got,
+							error_r);
+			*count += got;
+		}
+		free(path);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return err;
+}
+
 enum store_error
 store_import(struct store_mailbox *mbox, const char *folder,
 	     const char *path, size_t *count_r, const char **error_r)
 {
-	struct store_folder *f = NULL;
+	struct stat st;
+	size_t count = 0;
+	enum store_error err;
+
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (count_r != NULL)
+			*count_r = 0;
+		err = store_import_tree(mbox, folder, path, 0, &count,
+					error_r);
+		if (count_r != NULL)
+			*count_r = count;
+		return err;
+	}
+	return store_import_file(mbox, folder, path, count_r, error_r);
+}
+
+/* The next message of an mbox at *pos: its body (after the "From " line)
+ * is data[*body_r, *end_r), its "From " date *date_r. */
+static bool
+store_mbox_next(const char *data, size_t len, size_t *pos, size_t *body_r,
+		size_t *end_r, time_t *date_r)
+{
+	const char *nl;
+	size_t body, end;
+
+	if (*pos >= len)
+		return false;
+	nl = memchr(data + *pos, '\n', len - *pos);
+	body = nl != NULL ? (size_t)(nl - data) + 1 : len;
+	*date_r = store_mbox_from_date(data + *pos, body - *pos);
+	/* The message runs to the next "From " at a line start. */
+	end = body;
+	while (end < len && !store_is_separator(data, end, len)) {
+		const char *n2 = memchr(data + end, '\n', len - end);
+
+		end = n2 != NULL ? (size_t)(n2 - data) + 1 : len;
+	}
+	*body_r = body;
+	*end_r = end;
+	*pos = end;
+	return true;
+}
+
+/* When the message starts with the folder line of a whole-mailbox export:
+ * the folder it names (under `parent` when given; caller frees) and the
+ * length of the line, else NULL. */
+static char *
+store_folder_line(const char *msg, size_t len, const char *parent,
+		  size_t *line_len_r)
+{
+	const char *nl, *v, *e;
+	char *name, *full;
+
+	if (!store_starts_with_folder_header(msg, len))
+		return NULL;
+	nl = memchr(msg, '\n', len);
+	if (nl == NULL)
+		return NULL;
+	*line_len_r = (size_t)(nl - msg) + 1;
+	v = msg + STORE_FOLDER_HEADER_LEN;
+	while (v < nl && (*v == ' ' || *v == '\t'))
+		v++;
+	e = nl;
+	if (e > v && e[-1] == '\r')
+		e--;
+	name = xstrndup(v, (size_t)(e - v));
+	if (parent == NULL)
+		return name;
+	full = xasprintf("%s/%s", parent, name);
+	free(name);
+	return full;
+}
+
+/* Creates every folder the file's folder lines name (folder creation is a
+ * transaction of its own, so before the import's). */
+static enum store_error
+store_import_prepare_folders(struct store_mailbox *mbox, const char *data,
+			     size_t len, const char *parent,
+			     const char **error_r)
+{
+	size_t pos = 0, body, end, line;
+	enum store_error err = STORE_OK;
+	char *last = NULL;
+	time_t date;
+
+	while (err == STORE_OK &&
+	       store_mbox_next(data, len, &pos, &body, &end, &date)) {
+		char *name = store_folder_line(data + body, end - body, parent,
+					       &line);
+
+		if (name != NULL && (last == NULL || strcmp(name, last) != 0)) {
+			err = store_import_folder_ready(mbox, name, error_r);
+			free(last);
+			last = name;
+		} else {
+			free(name);
+		}
+	}
+	free(last);
+	return err;
+}
+
+static enum store_error
+store_import_file(struct store_mailbox *mbox, const char *folder,
+		  const char *path, size_t *count_r, const char **error_r)
+{
+	struct store_folder *f = NULL, *other = NULL;
 	char *data = NULL;
 	size_t len, count = 0;
 	enum store_error err;
@@ -297,8 +564,23 @@ store_import(struct store_mailbox *mbox, const char *folder,
 		store_folder_free(&f);
 		return errno == ENOENT ? STORE_ERR_NOTFOUND : STORE_ERR_TEMP;
 	}
+	if (len == 0) {
+		/* An empty folder's mbox file: nothing to add. */
+		free(data);
+		store_folder_free(&f);
+		return STORE_OK;
+	}
+	if (store_is_from_line(data, len) &&
+	    (err = store_import_prepare_folders(mbox, data, len, folder,
+						error_r)) != STORE_OK) {
+		explicit_bzero(data, len);
+		free(data);
+		store_folder_free(&f);
+		return err;
+	}
 	if (db_begin_durable(mbox->db, &dberr) < 0) {
 		store_set_error(error_r, "%s", dberr);
+		explicit_bzero(data, len);
 		free(data);
 		store_folder_free(&f);
 		return STORE_ERR_TEMP;
@@ -310,34 +592,42 @@ store_import(struct store_mailbox *mbox, const char *folder,
 					  NULL, error_r);
 		count = err == STORE_OK ? 1 : 0;
 	} else {
-		size_t pos = 0;
+		size_t pos = 0, body, end, line = 0;
+		time_t date;
 
-		while (pos < len && err == STORE_OK) {
-			const char *nl = memchr(data + pos, '\n', len - pos);
-			size_t body = nl != NULL ? (size_t)(nl - data) + 1 : len;
-			size_t end = body;
-			time_t date =
-				store_mbox_from_date(data + pos, body - pos);
+		while (err == STORE_OK &&
+		       store_mbox_next(data, len, &pos, &body, &end, &date)) {
+			int64_t folder_id = f->id;
+			char *name;
 
-			/* The message runs to the next "From " at a line
-			 * start. */
-			while (end < len && !store_is_separator(data, end, len)) {
-				const char *n2 =
-					memchr(data + end, '\n', len - end);
-
-				end = n2 != NULL ? (size_t)(n2 - data) + 1
-						 : len;
-			}
 			sp_buf_reset(&msg);
 			store_mbox_unquote(data + body, end - body, &msg);
-			if (msg.len > 0) {
-				err = store_append_locked(mbox, f->id, msg.data,
-							  msg.len, 0, NULL,
-							  date, NULL, error_r);
+			name = store_folder_line(msg.data, msg.len, folder,
+						 &line);
+			if (name != NULL) {
+				/* Messages of one folder come together: the
+				 * last lookup is usually the one. */
+				if (other == NULL ||
+				    strcmp(other->name, name) != 0) {
+					store_folder_free(&other);
+					err = store_folder_get(mbox, name,
+							       &other, error_r);
+				}
+				free(name);
+				if (err != STORE_OK)
+					break;
+				folder_id = other->id;
+			} else {
+				line = 0;
+			}
+			if (msg.len > line) {
+				err = store_append_locked(
+					mbox, folder_id, msg.data + line,
+					msg.len - line, 0, NULL, date, NULL,
+					error_r);
 				if (err == STORE_OK)
 					count++;
 			}
-			pos = end;
 		}
 	}
 	if (err == STORE_OK && db_commit(mbox->db, &dberr) < 0) {
@@ -352,6 +642,7 @@ store_import(struct store_mailbox *mbox, const char *folder,
 	explicit_bzero(data, len);
 	free(data);
 	store_folder_free(&f);
+	store_folder_free(&other);
 	if (count_r != NULL)
 		*count_r = count;
 	return err;

@@ -337,14 +337,16 @@ store_folder_rename(struct store_mailbox *mbox, const char *old_name,
 		goto out;
 	}
 	/* The folder and everything below it, in one statement; a clash
-	 * with an existing child name fails on UNIQUE. */
+	 * with an existing child name fails on UNIQUE. substr() counts
+	 * characters of text, not bytes: cut after length(?2) characters
+	 * (from_len would break UTF-8 names). */
 	stmt = db_prepare(mbox->db,
-			  "UPDATE folders SET name = ?1 || substr(name, ?3 + 1)"
+			  "UPDATE folders SET name = ?1 || substr(name,"
+			  " length(?2) + 1)"
 			  " WHERE name = ?2 OR (name > ?2 || '/' AND"
 			  " name < ?2 || '0');");
 	sqlite3_bind_text(stmt, 1, to, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(stmt, 2, from, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)from_len);
 	if (sqlite3_step(stmt) != SQLITE_DONE) {
 		if (sqlite3_extended_errcode(mbox->db) ==
 		    SQLITE_CONSTRAINT_UNIQUE) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,7 +241,7 @@ store_create_default_folders(struct store_mailbox *mbox, const char **error_r)
 
 /* A re-key that crashed leaves its copy behind; it holds the same mail under
  * one of the two keys and must not linger. */
-static void
+void
 store_remove_rekey_leftovers(const char *path)
 {
 	char *tmp = xasprintf("%s.rekey", path);
@@ -298,6 +299,33 @@ store_mailbox_open(const char *data_dir, const char *mailbox_id,
 	mbox->data_dir = xstrdup(data_dir);
 	mbox->mailbox_id = xstrdup(mailbox_id);
 	mbox->path = store_mailbox_path(data_dir, mailbox_id);
+	mbox->lock_fd = -1;
+	if ((flags & STORE_OPEN_CREATE) == 0 && !fs_exists(mbox->path)) {
+		store_set_error(error_r, "no such mailbox");
+		store_mailbox_close(&mbox);
+		return STORE_ERR_NOTFOUND;
+	}
+	if ((flags & STORE_OPEN_LOCK_HELD) == 0) {
+		/* Held shared while the handle lives: a password change
+		 * (exclusive) waits until no handle is open, and an open waits
+		 * while a change runs. */
+		char *lock = store_lock_path(data_dir, mailbox_id);
+
+		mbox->lock_fd = store_lock_file(lock, LOCK_SH,
+						STORE_REKEY_LOCK_WAIT_MS);
+		free(lock);
+		if (mbox->lock_fd < 0) {
+			store_set_error(error_r, "%s",
+					errno == EWOULDBLOCK
+						? "a password change of the "
+						  "mailbox is under way"
+						: strerror(errno));
+			store_mailbox_close(&mbox);
+			return STORE_ERR_TEMP;
+		}
+	}
+	/* No change runs (we hold the lock, shared or exclusive): a copy
+	 * left behind is from one that died. */
 	store_remove_rekey_leftovers(mbox->path);
 
 	created = !fs_exists(mbox->path);
@@ -359,6 +387,10 @@ store_mailbox_close(struct store_mailbox **_mbox)
 	for (size_t i = 0; i < STORE_STMT_COUNT; i++)
 		sqlite3_finalize(mbox->stmts[i]);
 	db_close(&mbox->db);
+	/* After the close: the WAL is folded in and gone before a waiting
+	 * change copies the file. */
+	if (mbox->lock_fd >= 0)
+		close(mbox->lock_fd);
 	free(mbox->data_dir);
 	free(mbox->mailbox_id);
 	free(mbox->path);
@@ -565,8 +597,11 @@ store_mailbox_rekey(const char *data_dir, const char *mailbox_id,
 	int64_t count, copy_count;
 	enum db_error derr;
 
-	err = store_mailbox_open(data_dir, mailbox_id, old_key, 0, &mbox,
-				 error_r);
+	/* The caller holds the lock: no other handle is open, and the open
+	 * removes the copy of a change that died (VACUUM INTO wants no file
+	 * or an empty one). */
+	err = store_mailbox_open(data_dir, mailbox_id, old_key,
+				 STORE_OPEN_LOCK_HELD, &mbox, error_r);
 	if (err != STORE_OK)
 		return err;
 	tmp = xasprintf("%s.rekey", mbox->path);
@@ -673,14 +708,18 @@ store_mailbox_delete(const char *data_dir, const char *mailbox_id,
 	static const char *const suffixes[] = {
 		"", "-wal", "-shm", "-journal", ".rekey", ".rekey-journal",
 	};
-	char *path, *spool;
+	char *path, *spool, *lock;
 	DIR *dir;
-	int ret = 0;
+	int ret = 0, fd;
 
 	if (!store_mailbox_id_is_valid(mailbox_id)) {
 		store_set_error(error_r, "invalid mailbox id");
 		return -1;
 	}
+	/* Not in the middle of a password change; the lock file goes last,
+	 * with its lock still held. */
+	fd = store_rekey_lock(data_dir, mailbox_id, STORE_REKEY_LOCK_WAIT_MS);
+	store_rekey_pending_remove(data_dir, mailbox_id);
 	path = store_mailbox_path(data_dir, mailbox_id);
 	for (size_t i = 0; i < SP_N_ELEMENTS(suffixes); i++) {
 		char *file = xasprintf("%s%s", path, suffixes[i]);
@@ -723,5 +762,12 @@ store_mailbox_delete(const char *data_dir, const char *mailbox_id,
 		(void)fs_fsync_parent(spool);
 	}
 	free(spool);
+	lock = store_lock_path(data_dir, mailbox_id);
+	if (unlink(lock) < 0 && errno != ENOENT) {
+		store_set_error(error_r, "%s: %s", lock, strerror(errno));
+		ret = -1;
+	}
+	free(lock);
+	store_rekey_unlock(fd);
 	return ret;
 }

@@ -554,6 +554,46 @@ store_fetch(struct store_mailbox *mbox, int64_t folder_id,
 }
 
 enum store_error
+store_fetch_sizes(struct store_mailbox *mbox, int64_t folder_id,
+		  struct store_uid_size **sizes_r, size_t *count_r,
+		  const char **error_r)
+{
+	/* Two columns that come before the blobs in the row: only the
+	 * row's first page is read. */
+	sqlite3_stmt *stmt = db_prepare(mbox->db,
+					"SELECT uid, size FROM messages WHERE"
+					" folder_id = ? ORDER BY uid;");
+	struct store_uid_size *sizes = NULL;
+	size_t count = 0, cap = 0;
+	int rc;
+
+	*sizes_r = NULL;
+	*count_r = 0;
+	sqlite3_bind_int64(stmt, 1, folder_id);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (count == cap) {
+			cap = cap == 0 ? 64 : cap * 2;
+			sizes = xrealloc(sizes, cap * sizeof(*sizes));
+		}
+		sizes[count].uid = (uint32_t)sqlite3_column_int64(stmt, 0);
+		sizes[count].size = (uint64_t)sqlite3_column_int64(stmt, 1);
+		count++;
+	}
+	if (rc != SQLITE_DONE) {
+		enum store_error err =
+			store_db_error(mbox, "fetch sizes", error_r);
+
+		sqlite3_finalize(stmt);
+		free(sizes);
+		return err;
+	}
+	sqlite3_finalize(stmt);
+	*sizes_r = sizes;
+	*count_r = count;
+	return STORE_OK;
+}
+
+enum store_error
 store_raw_by_id(struct store_mailbox *mbox, int64_t message_id,
 		struct sp_buf *out, const char **error_r)
 {

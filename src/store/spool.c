@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #define STORE_SPOOL_SUFFIX ".msg"
+/* A copy of the owner's own submitted mail: filed into the Sent folder,
+ * marked \Seen. The name is all a drain needs to know, so the sealed
+ * content stays exactly the message. */
+#define STORE_SPOOL_SENT_SUFFIX ".sent" STORE_SPOOL_SUFFIX
 /* A sealing that crashed leaves "<name>.msg.tmp.XXXXXX"; older than this it
  * is certainly abandoned. */
 #define STORE_SPOOL_STALE_SECONDS 3600
@@ -27,6 +31,16 @@ int
 store_spool_seal(const char *data_dir, const char *mailbox_id,
 		 const unsigned char *public_key, const void *raw, size_t len,
 		 const char **error_r)
+{
+	return store_spool_seal_to(data_dir, mailbox_id, public_key,
+				   STORE_SPOOL_INBOX, raw, len, error_r);
+}
+
+int
+store_spool_seal_to(const char *data_dir, const char *mailbox_id,
+		    const unsigned char *public_key,
+		    enum store_spool_folder folder, const void *raw,
+		    size_t len, const char **error_r)
 {
 	static unsigned counter;
 	char *dir, *path;
@@ -53,10 +67,12 @@ store_spool_seal(const char *data_dir, const char *mailbox_id,
 	 * counter, then randomness against other processes. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	random_hex_id(rnd, 4);
-	path = xasprintf("%s/%020lld-%010u-%s" STORE_SPOOL_SUFFIX, dir,
+	path = xasprintf("%s/%020lld-%010u-%s%s", dir,
 			 (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec,
 			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
-			 rnd);
+			 rnd,
+			 folder == STORE_SPOOL_SENT ? STORE_SPOOL_SENT_SUFFIX
+						    : STORE_SPOOL_SUFFIX);
 	sealed = xmalloc(len + CRYPTO_SEAL_OVERHEAD);
 	crypto_seal(public_key, raw, len, sealed);
 	if (fs_write_atomic(path, sealed, len + CRYPTO_SEAL_OVERHEAD, 0600) <
@@ -172,6 +188,36 @@ store_spool_was_drained(struct store_mailbox *mbox, const char *name)
 	return found;
 }
 
+/* The folder marked \Sent, created when the owner deleted it. */
+static enum store_error
+store_spool_sent_folder(struct store_mailbox *mbox, int64_t *id_r,
+			const char **error_r)
+{
+	struct store_folder *folders = NULL, *sent = NULL;
+	size_t count = 0;
+	enum store_error err;
+
+	err = store_folder_list(mbox, &folders, &count, error_r);
+	for (size_t i = 0; err == STORE_OK && i < count; i++) {
+		if (folders[i].special_use == STORE_SPECIAL_SENT) {
+			*id_r = folders[i].id;
+			store_folder_list_free(&folders, count);
+			return STORE_OK;
+		}
+	}
+	store_folder_list_free(&folders, count);
+	if (err != STORE_OK)
+		return err;
+	err = store_folder_create(mbox, "Sent", STORE_SPECIAL_SENT, error_r);
+	if (err != STORE_OK && err != STORE_ERR_EXISTS)
+		return err;
+	err = store_folder_get(mbox, "Sent", &sent, error_r);
+	if (err == STORE_OK)
+		*id_r = sent->id;
+	store_folder_free(&sent);
+	return err;
+}
+
 enum store_error
 store_spool_drain(struct store_mailbox *mbox, const unsigned char *public_key,
 		  const struct crypto_key *secret_key, size_t *count_r,
@@ -183,6 +229,7 @@ store_spool_drain(struct store_mailbox *mbox, const unsigned char *public_key,
 	bool *done = xcalloc(count + 1, sizeof(*done));
 	enum store_error err = STORE_OK;
 	struct store_folder *inbox = NULL;
+	int64_t sent_id = -1;
 	const char *dberr;
 
 	if (count_r != NULL)
@@ -192,6 +239,13 @@ store_spool_drain(struct store_mailbox *mbox, const unsigned char *public_key,
 	err = store_folder_get(mbox, "INBOX", &inbox, error_r);
 	if (err != STORE_OK)
 		goto out_free;
+	for (size_t i = 0; i < count && sent_id < 0; i++) {
+		if (store_has_suffix(names[i], STORE_SPOOL_SENT_SUFFIX)) {
+			err = store_spool_sent_folder(mbox, &sent_id, error_r);
+			if (err != STORE_OK)
+				goto out_free;
+		}
+	}
 	if (db_begin_durable(mbox->db, &dberr) < 0) {
 		store_set_error(error_r, "%s", dberr);
 		err = STORE_ERR_TEMP;
@@ -227,9 +281,15 @@ store_spool_drain(struct store_mailbox *mbox, const unsigned char *public_key,
 			log_warn(NULL, "spool: a file does not open with the "
 				       "alias's key; left in place");
 		} else {
-			err = store_append_locked(mbox, inbox->id, plain,
-						  len - CRYPTO_SEAL_OVERHEAD, 0,
-						  NULL, 0, NULL, error_r);
+			bool sent = sent_id >= 0 &&
+				    store_has_suffix(names[i],
+						     STORE_SPOOL_SENT_SUFFIX);
+
+			err = store_append_locked(
+				mbox, sent ? sent_id : inbox->id, plain,
+				len - CRYPTO_SEAL_OVERHEAD,
+				sent ? STORE_FLAG_SEEN : 0, NULL, 0, NULL,
+				error_r);
 			/* Unparseable input cannot be filed; drop it. */
 			if (err == STORE_ERR_INVALID)
 				err = STORE_OK;

@@ -30,8 +30,24 @@ struct store_mailbox {
 	char *mailbox_id;
 	char *path;
 	uint64_t quota_bytes;
+	int lock_fd; /* <id>.rekey-lock held shared, or -1 */
 	sqlite3_stmt *stmts[STORE_STMT_COUNT];
 };
+
+/* Securely removes <path>.rekey and <path>.rekey-journal (the caller holds
+ * the mailbox's re-key lock). */
+void store_remove_rekey_leftovers(const char *path);
+/* How long an open, a login or a deletion waits for the re-key lock (the
+ * same as SQLite's busy_timeout). */
+#define STORE_REKEY_LOCK_WAIT_MS 5000
+/* store_mailbox_open() flag: the caller holds the exclusive re-key lock
+ * (the re-key itself, a recovery); no shared lock is taken. */
+#define STORE_OPEN_LOCK_HELD (1 << 30)
+/* <data>/mailboxes/<id>.rekey-lock; caller frees. */
+char *store_lock_path(const char *data_dir, const char *mailbox_id);
+/* Opens (creating) `path` and flocks it with op (LOCK_SH, LOCK_EX), trying
+ * for up to wait_ms: the descriptor, or -1 with errno (EWOULDBLOCK). */
+int store_lock_file(const char *path, int op, int wait_ms);
 
 /* Attachment bodies this long or longer are cut out and shared. */
 #define STORE_DEDUP_MIN 512

@@ -34,6 +34,7 @@
 #ifndef SEALPOST_STORE_H
 #define SEALPOST_STORE_H
 
+#include "account/account.h"
 #include "core/core.h"
 
 #include <stdbool.h>
@@ -106,18 +107,68 @@ enum store_error store_mailbox_usage(struct store_mailbox *mbox,
 				     struct store_usage *usage_r,
 				     const char **error_r);
 
-/* Re-keys a CLOSED mailbox file from old_key to new_key, crash-safely:
+/* Re-keys a CLOSED mailbox file from old_key to new_key, crash-safely
+ * (the caller holds store_rekey_lock(); see "Password change" below):
  * VACUUM INTO a copy, re-key the copy, fsync it, verify that it opens with
  * new_key and holds as many messages, rename it over the original, fsync the
  * directory. A crash at any point leaves a file that opens with exactly one
- * of the two keys, with every message. No other handle may be open on the
- * mailbox (the server closes the alias's sessions first). A wrong old_key is
- * STORE_ERR_BADKEY and changes nothing. */
+ * of the two keys, with every message. The lock guarantees that no other
+ * handle is open on the mailbox. A wrong old_key is STORE_ERR_BADKEY and
+ * changes nothing. */
 enum store_error store_mailbox_rekey(const char *data_dir,
 				     const char *mailbox_id,
 				     const struct crypto_key *old_key,
 				     const struct crypto_key *new_key,
 				     const char **error_r);
+
+/* ---- Password change ----
+ *
+ * A change of password (the CLI's `alias password`) runs, holding the
+ * mailbox's re-key lock: store_rekey_pending_write(new credentials),
+ * store_mailbox_rekey(), account_alias_set_credentials(),
+ * store_rekey_pending_remove(). A crash anywhere in it is completed (or
+ * undone) by the next login through store_login(): the file decides, since
+ * it opens with exactly one of the two keys. */
+
+/* Takes the exclusive re-key lock of a mailbox (<id>.rekey-lock, flock),
+ * trying for up to wait_ms: a descriptor for store_rekey_unlock(), or -1 with
+ * errno (EWOULDBLOCK: held elsewhere). Every open handle of the mailbox
+ * holds the lock shared, so this also waits until no handle is open, and
+ * store_mailbox_open() waits (5 s, then STORE_ERR_TEMP) while it is held. */
+int store_rekey_lock(const char *data_dir, const char *mailbox_id,
+		     int wait_ms);
+/* Releases; accepts -1. */
+void store_rekey_unlock(int fd);
+
+/* Writes the credentials a change is about to install, durably, sealed with
+ * the server key, to <data>/mailboxes/<id>.pending. 0 or -1 (error_r). */
+int store_rekey_pending_write(const char *data_dir, const char *mailbox_id,
+			      const struct account_credentials *creds,
+			      const char **error_r);
+/* Securely removes the .pending of a mailbox, if any. */
+void store_rekey_pending_remove(const char *data_dir, const char *mailbox_id);
+
+/* For a password the control plane refused: when it is the one of a
+ * pending change and the mailbox file opens with it (the change died after
+ * the re-key), the control plane takes the pending credentials and the
+ * leftovers go. When the file still opens only with the old key, the
+ * pending change is void and removed. 1 when the control plane changed (log
+ * in again), 0 when there was nothing to complete, -1 (error_r) when the
+ * password is the pending one but the change could not be settled now (a
+ * change still running, I/O). */
+int store_rekey_recover(struct account_db *adb, const char *data_dir,
+			const char *address, const char *password,
+			const char **error_r);
+
+/* account_login() for anything that then opens the mailbox with the keys
+ * (IMAP, POP3, the CLI): it first settles a password change that a crash
+ * interrupted, so that whichever password the file now opens with logs in
+ * (and finds every message), and the other is ACCOUNT_ERR_AUTH. Same
+ * contract as account_login(). */
+enum account_error store_login(struct account_db *adb, const char *data_dir,
+			       const char *address, const char *password,
+			       struct account_session_keys *keys_r,
+			       const char **error_r);
 
 /* Securely deletes a mailbox: the database, its -wal and -shm, any rekey
  * leftover and the spool directory, each file overwritten then unlinked.
@@ -282,6 +333,18 @@ enum store_error store_fetch(struct store_mailbox *mbox, int64_t folder_id,
 			     const struct store_uidset *uids, int fields,
 			     struct store_message **messages_r,
 			     size_t *count_r, const char **error_r);
+
+/* UID and RFC822.SIZE of every message of a folder, in UID order, and
+ * nothing else (no flags, keywords or cached structures): what a POP3
+ * maildrop listing needs. The caller frees *sizes_r (free()). */
+struct store_uid_size {
+	uint32_t uid;
+	uint64_t size;
+};
+enum store_error store_fetch_sizes(struct store_mailbox *mbox,
+				   int64_t folder_id,
+				   struct store_uid_size **sizes_r,
+				   size_t *count_r, const char **error_r);
 
 /* Appends the raw message, reassembled byte for byte, to out. */
 enum store_error store_fetch_raw(struct store_mailbox *mbox,
@@ -455,17 +518,30 @@ enum store_format {
 	STORE_FORMAT_EML,  /* a directory of <folder>/<uid>.eml files */
 };
 
-/* Exports one folder (NULL: every folder) to `path`: an mbox file (one
- * file; with every folder, messages of all folders in folder order) or a
- * directory of EML files. Returns the number of messages through
- * *count_r (may be NULL). */
+/* Exports one folder (NULL: every folder) to `path`, the messages' bytes
+ * unchanged (flags are not exported). MBOX: one mboxrd file; in a
+ * whole-mailbox export each message of a folder other than INBOX has one
+ * line "X-Sealpost-Folder: <name>" between its "From " line and its own
+ * header, which store_import() takes away again (a message that itself
+ * starts with such a line gets one more, as mboxrd quotes "From "), so
+ * folders survive and export -> import -> export is byte for byte. Empty
+ * folders are not in the file. EML: a directory of <uid>.eml files; with
+ * every folder one directory per folder, <path>/<folder>/ (a level "."
+ * or ".." written "_"). Returns the number of messages through *count_r
+ * (may be NULL). */
 enum store_error store_export(struct store_mailbox *mbox, const char *folder,
 			      enum store_format format, const char *path,
 			      size_t *count_r, const char **error_r);
 
 /* Imports an mbox file (mboxrd/mboxo: ">From " unquoted once) or one
- * message file (.eml) into `folder` (NULL: INBOX). Messages keep the date
- * of their "From " line as internal date. All in one transaction. */
+ * message file (.eml) into `folder` (NULL: INBOX), all in one transaction;
+ * messages keep the date of their "From " line as internal date. A
+ * message that starts with an X-Sealpost-Folder line (see store_export)
+ * loses that line and goes to the folder it names (under `folder` when
+ * given), created when missing. A directory is read as a whole-mailbox EML
+ * export: <rel>/<n>.eml files go to folder <rel> (in <n> order), <rel>.mbox
+ * files are imported into folder <rel>, both under `folder` when given;
+ * other names and dot files are skipped; one transaction per file. */
 enum store_error store_import(struct store_mailbox *mbox, const char *folder,
 			      const char *path, size_t *count_r,
 			      const char **error_r);
@@ -480,6 +556,18 @@ int store_spool_seal(const char *data_dir, const char *mailbox_id,
 		     const unsigned char *public_key, const void *raw,
 		     size_t len, const char **error_r);
 
+/* Where a drain files a spooled message. */
+enum store_spool_folder {
+	STORE_SPOOL_INBOX, /* received mail */
+	STORE_SPOOL_SENT,  /* the owner's submitted mail: Sent, \Seen */
+};
+
+/* store_spool_seal() for a chosen folder. */
+int store_spool_seal_to(const char *data_dir, const char *mailbox_id,
+			const unsigned char *public_key,
+			enum store_spool_folder folder, const void *raw,
+			size_t len, const char **error_r);
+
 /* <data_dir>/spool/<mailbox_id>, the directory a session may watch
  * (inotify) to learn of new mail; the caller frees. */
 char *store_spool_path(const char *data_dir, const char *mailbox_id);
@@ -488,7 +576,8 @@ char *store_spool_path(const char *data_dir, const char *mailbox_id);
 size_t store_spool_count(const char *data_dir, const char *mailbox_id);
 
 /* Opens every spooled message with the key pair (public_key is
- * CRYPTO_PUBLIC_KEY_BYTES long), appends them to INBOX in arrival order in
+ * CRYPTO_PUBLIC_KEY_BYTES long), appends them to INBOX (or, for copies
+ * sealed with STORE_SPOOL_SENT, to the Sent folder) in arrival order in
  * one durable transaction, then securely deletes the spool files.
  * *count_r (may be NULL) gets how many were moved. A file that does not
  * open with the key is left in place and reported in the log (never its
@@ -531,7 +620,10 @@ enum store_deliver_result store_deliver(struct account_db *adb,
 					const char *address, const void *raw,
 					size_t len, const char **error_r);
 
-/* ---- Backup hooks (backup-hooks.c; used by src/backup) ---- */
+/* ---- Backup hooks (backup-hooks.c; used by src/backup) ----
+ *
+ * store_mailbox_change_marker() (below) is how a backup of an unchanged
+ * mailbox skips the copy: see its comment. */
 
 /* Writes a consistent copy of an open mailbox to `dest` (which must not
  * exist), encrypted with the same key: holds the mailbox's write lock (a
@@ -545,6 +637,23 @@ enum store_error store_mailbox_snapshot(struct store_mailbox *mbox,
 					const char *dest,
 					uint64_t *messages_r,
 					const char **error_r);
+
+/* A digest (SHA-256, 32 bytes) of what any change to the mailbox moves,
+ * read in one read transaction without copying anything: the file's
+ * identity (device, inode and, where the file system records it, birth
+ * time: a restore or re-key renames a new file into place, and a deleted
+ * and re-created mailbox is a new file), the schema version, every `meta`
+ * row (the mailbox-wide highest MODSEQ, which every message change bumps),
+ * every folder row (name, UIDVALIDITY, UIDNEXT, highest MODSEQ, \Recent
+ * mark, subscription, SPECIAL-USE: folder changes take no MODSEQ) and the
+ * messages' count, highest row id and total size. Equal markers of one
+ * mailbox mean nothing changed in between; the backup module uses it to
+ * skip the copy of an unchanged mailbox. */
+#define STORE_CHANGE_MARKER_BYTES 32
+enum store_error store_mailbox_change_marker(
+	struct store_mailbox *mbox,
+	unsigned char marker_r[STORE_CHANGE_MARKER_BYTES],
+	const char **error_r);
 
 /* Checks a copy of a mailbox (a snapshot, a downloaded backup) without
  * writing to it: opens it read-only with `key` (STORE_ERR_BADKEY),

@@ -1,10 +1,12 @@
 """Encrypted mailbox backups (issue 4) against a real S3-compatible server,
 s3rver from the npm registry (installed into tests/s3rver by
 scripts/deps.sh), run on 127.0.0.1 for each test."""
+import fcntl
 import hashlib
 import imaplib
 import json
 import os
+import poplib
 import shutil
 import socket
 import ssl
@@ -18,6 +20,7 @@ from conftest import free_port
 
 S3RVER = os.path.join(os.path.dirname(__file__), "..", "s3rver", "node_modules", ".bin", "s3rver")
 BUCKET = "sealpost-backups"
+OTHER_BUCKET = "other-domain-backups"
 ADDRESS = "owner@example.test"
 CANARY = b"CANARY-7f3a9c-backup-must-never-show-this"
 
@@ -32,7 +35,9 @@ def message(n, extra=b""):
 
 
 class S3:
-    """s3rver on a free 127.0.0.1 port with one bucket, in a temp dir."""
+    """s3rver on a free 127.0.0.1 port with two buckets (BUCKET, the
+    s3_bucket setting, and OTHER_BUCKET for a domain of its own), in a temp
+    dir."""
 
     def __init__(self):
         if not os.path.exists(S3RVER):
@@ -42,7 +47,8 @@ class S3:
         self.log = open(os.path.join(self.dir, "s3rver.log"), "wb")
         self.proc = subprocess.Popen(
             [S3RVER, "-d", os.path.join(self.dir, "data"), "-a", "127.0.0.1",
-             "-p", str(self.port), "--silent", "--configure-bucket", BUCKET],
+             "-p", str(self.port), "--silent", "--configure-bucket", BUCKET,
+             "--configure-bucket", OTHER_BUCKET],
             stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while True:
@@ -57,9 +63,9 @@ class S3:
                 time.sleep(0.1)
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
-    def objects(self):
+    def objects(self, bucket=BUCKET):
         """Object key -> bytes, straight from s3rver's files."""
-        root = os.path.join(self.dir, "data", BUCKET)
+        root = os.path.join(self.dir, "data", bucket)
         found = {}
         for base, _, files in os.walk(root):
             for name in files:
@@ -170,11 +176,14 @@ def test_first_backup_uploads_then_unchanged_uploads_nothing(box, s3):
 
     again = box.backup()
     assert again["uploaded"] is False
+    # The change marker matched: not even a copy was made.
+    assert again["copied"] is False
     assert s3.objects()[mailbox_id + ".sqlite"] == data
 
     box.deliver(2)
     changed = box.backup()
     assert changed["uploaded"] is True
+    assert changed["copied"] is True
     assert changed["messages"] == 2
     assert s3.objects()[mailbox_id + ".sqlite"] != data
     listed = box.backups()
@@ -223,6 +232,14 @@ def test_restore_brings_back_that_moment(box, s3, tmp_path):
     restored = box.export(tmp_path, "restored.mbox")
     assert restored.count(CANARY) == 6
     assert b"Body 99 " not in restored
+
+    # The restored file is a new file, so its change marker differs from
+    # the newest backup's even though the messages are the same: the copy
+    # is made and the fingerprint decides. The run after it is cheap again.
+    again = box.backup()
+    assert again["copied"] is True
+    assert again["messages"] == 6
+    assert box.backup()["copied"] is False
 
 
 def test_restore_from_file_and_keep_two_versions(box, s3, tmp_path):
@@ -365,11 +382,11 @@ def imap_state(port, password):
     return state
 
 
-def test_restore_brings_back_flags_and_refuses_open_sessions(served_sp, serve, s3):
+def test_restore_closes_live_sessions_first(served_sp, serve, s3):
     box = Box(served_sp, s3)
     for n in range(3):
         box.deliver(n)
-    server = serve(served_sp, ["imaps"])
+    server = serve(served_sp, ["imaps", "pop3s"])
     port = server.ports["imaps"]
     m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=tls_context(), timeout=30)
     m.login(ADDRESS, box.password)
@@ -381,6 +398,8 @@ def test_restore_brings_back_flags_and_refuses_open_sessions(served_sp, serve, s
     assert len(then) == 3
     box.backup()
 
+    # Changes after the backup, made by a session that stays SELECTed,
+    # and a POP3 session that is logged in.
     m = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=tls_context(), timeout=30)
     m.login(ADDRESS, box.password)
     m.select("INBOX")
@@ -389,19 +408,136 @@ def test_restore_brings_back_flags_and_refuses_open_sessions(served_sp, serve, s
     m.expunge()
     box.deliver(10)
     m.noop()
-    # A session holds the mailbox open: restore refuses, changes nothing.
-    before = box.live_sha256()
-    proc = box.cli("mailbox", "restore", ADDRESS, check=False)
-    assert proc.returncode == 2
-    assert b"mailbox is open" in proc.stderr
-    assert box.live_sha256() == before
-    m.logout()
-    server.stop()
+    p = poplib.POP3_SSL("127.0.0.1", server.ports["pop3s"], context=tls_context(), timeout=30)
+    p.user(ADDRESS)
+    p.pass_(box.password)
+    assert p.stat()[0] == 3
 
+    proc = box.cli("--json", "mailbox", "restore", ADDRESS)
+    result = json.loads(proc.stdout)
+    assert result["messages"] == 3
+    assert result["sessions_closed"] == 2
+
+    # The IMAP session got "* BYE" and the connection closed.
+    with pytest.raises(imaplib.IMAP4.abort):
+        m.noop()
+    bye = m.untagged_responses.get("BYE")
+    assert bye and b"restored from a backup" in bye[-1]
+    # POP3 has no unsolicited responses: the -ERR line is what the next
+    # command reads (unless the closed connection refuses the command).
+    with pytest.raises((poplib.error_proto, OSError)) as err:
+        p.stat()
+    if isinstance(err.value, poplib.error_proto):
+        assert b"restored from a backup" in err.value.args[0]
+    with pytest.raises((poplib.error_proto, OSError)):
+        p.stat()
+
+    # A new login sees the backup's messages and flags, on the same
+    # server (the hold ended with the restore).
+    assert imap_state(port, box.password) == then
+    p = poplib.POP3_SSL("127.0.0.1", server.ports["pop3s"], context=tls_context(), timeout=30)
+    p.user(ADDRESS)
+    p.pass_(box.password)
+    assert p.stat()[0] == 3
+    p.quit()
+    control = [line for line in server.logs().splitlines() if b"control:" in line]
+    assert control and not [line for line in control if b"@" in line]
+
+
+def test_restore_without_a_server_refuses_a_mailbox_held_open(box, s3, tmp_path):
+    """No server runs (no control socket): a process that holds the
+    mailbox open (SQLite's shared-memory lock, taken here by hand) makes the
+    restore refuse and change nothing."""
+    box.deliver(1)
+    box.backup()
+    box.deliver(2)
+    box.cli("mailbox", "stats", ADDRESS)  # drains the spool into the file
+    before = box.live_sha256()
+    shm = box.mailbox_file() + "-shm"
+    with open(shm, "a+b") as f:
+        if os.path.getsize(shm) < 256:
+            f.truncate(256)
+        # In a child process: F_GETLK reports other processes' locks only.
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                fcntl.lockf(f, fcntl.LOCK_SH, 1, 128)
+                os.write(ready_w, b"x")
+                time.sleep(60)
+            finally:
+                os._exit(0)
+        try:
+            os.close(ready_w)
+            assert os.read(ready_r, 1) == b"x"
+            proc = box.cli("mailbox", "restore", ADDRESS, check=False)
+            assert proc.returncode == 2
+            assert b"mailbox is open" in proc.stderr
+            assert box.live_sha256() == before
+        finally:
+            os.close(ready_r)
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
     proc = box.cli("mailbox", "restore", ADDRESS)
-    assert b"restored 3 messages" in proc.stdout
+    assert b"restored 1 messages" in proc.stdout
+
+
+def test_domain_with_its_own_bucket(sp, s3, served_sp, serve):
+    box = Box(sp, s3)
+    sp.run("domain", "add", "own.test")
+    sp.run("alias", "add", "x@own.test", "--mailbox")
+    own_password = sp.run("alias", "password", "x@own.test").stdout.decode().strip()
+    proc = sp.run("domain", "set", "own.test", "--backup-bucket", "Bad_Name", check=False)
+    assert proc.returncode != 0 and b"bucket name" in proc.stderr
+    sp.run("domain", "set", "own.test", "--backup-bucket", OTHER_BUCKET)
+    shown = json.loads(sp.run("--json", "domain", "show", "own.test").stdout)
+    assert shown["backup_bucket"] == OTHER_BUCKET
+    assert json.loads(sp.run("--json", "domain", "show", "example.test").stdout)[
+        "backup_bucket"] is None
+
+    box.deliver(1)
+    sp.run("deliver", "x@own.test", input=message(2))
+    assert box.backup()["uploaded"] is True
+    own = json.loads(sp.run("--json", "mailbox", "backup", "x@own.test",
+                            env={"SEALPOST_PASSWORD": own_password}).stdout)
+    assert own["uploaded"] is True
+    default_keys = set(s3.objects(BUCKET))
+    own_keys = set(s3.objects(OTHER_BUCKET))
+    assert len(default_keys) == 1 and len(own_keys) == 1
+    assert not default_keys & own_keys
+    listed = json.loads(sp.run("--json", "mailbox", "backups", "x@own.test",
+                               env={"SEALPOST_PASSWORD": own_password}).stdout)
+    assert [v["key"] for v in listed] == list(own_keys)
+    # Without s3_bucket, the domain with its own bucket still backs up.
+    again = json.loads(sp.run("--json", "mailbox", "backup", "x@own.test",
+                              env={"SEALPOST_PASSWORD": own_password,
+                                   "SEALPOST_S3_BUCKET": ""}).stdout)
+    assert again["uploaded"] is False
+    proc = box.cli("mailbox", "backup", ADDRESS, check=False, env={"SEALPOST_S3_BUCKET": ""})
+    assert proc.returncode == 2 and b"not configured" in proc.stderr
+    # Back to the setting.
+    sp.run("domain", "set", "own.test", "--backup-bucket", "")
+    assert json.loads(sp.run("--json", "domain", "show", "own.test").stdout)[
+        "backup_bucket"] is None
+
+    # The daily backup of a server session goes to the domain's bucket.
+    served_sp.run("domain", "add", "own.test")
+    served_sp.run("alias", "add", "y@own.test", "--mailbox")
+    pw = served_sp.run("alias", "password", "y@own.test").stdout.decode().strip()
+    served_sp.run("domain", "set", "own.test", "--backup-bucket", OTHER_BUCKET)
+    served_sp.env.update(s3_env(s3))
+    served_sp.run("deliver", "y@own.test", input=message(3))
     server = serve(served_sp, ["imaps"])
-    assert imap_state(server.ports["imaps"], box.password) == then
+    m = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=tls_context(),
+                          timeout=30)
+    m.login("y@own.test", pw)
+    m.select("INBOX")
+    deadline = time.monotonic() + 60
+    while len(s3.objects(OTHER_BUCKET)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    m.logout()
+    assert len(s3.objects(OTHER_BUCKET)) == 2
+    assert len(s3.objects(BUCKET)) == 1
 
 
 def wait_for_objects(s3, count, seconds=60):

@@ -3,6 +3,7 @@ TLS and STARTTLS for every command and extension, raw transcripts for
 malformed input, two sessions on one mailbox, and IDLE seeing a message
 handed to `sealpost deliver`."""
 import imaplib
+import json
 import re
 import socket
 import ssl
@@ -281,6 +282,77 @@ def test_list_special_use_create_rename_delete_subscribe(env):
     typ, data = m.select("Nonexistent")
     assert typ == "NO"
     m.logout()
+
+
+def test_modified_utf7_mailbox_names(env):
+    """Names travel in modified UTF-7 (RFC 3501 5.1.3) and are stored in
+    UTF-8: "&ZeVnLIqe-" is 日本語, "&-" is "&"."""
+    m = env.login()
+    assert m.create("&ZeVnLIqe-")[0] == "OK"
+    assert m.create("&ZeVnLIqe-/&U,BTFw-")[0] == "OK"  # 日本語/台北
+    assert m.create('"A&-B"')[0] == "OK"
+    typ, data = m.list('""', "*")
+    assert typ == "OK"
+    assert all(max(d) < 0x80 for d in data), data  # no raw 8-bit name
+    assert any(d.endswith(b'"/" "&ZeVnLIqe-"') and b"\\HasChildren" in d for d in data)
+    assert any(d.endswith(b'"/" "&ZeVnLIqe-/&U,BTFw-"') for d in data)
+    assert any(d.endswith(b'"/" "A&-B"') for d in data)
+    # Patterns are modified UTF-7 too.
+    typ, data = m.list('"&ZeVnLIqe-"', "%")
+    assert data == [b'(\\HasNoChildren) "/" "&ZeVnLIqe-/&U,BTFw-"']
+    assert m.append("&ZeVnLIqe-", None, None, MESSAGE)[0] == "OK"
+    typ, data = m.status("&ZeVnLIqe-", "(MESSAGES)")
+    assert data == [b'"&ZeVnLIqe-" (MESSAGES 1)']
+    typ, data = m.getquotaroot("&ZeVnLIqe-")
+    assert typ == "OK" and data[0] == [b'"&ZeVnLIqe-" ""']
+    assert m.select("&ZeVnLIqe-")[0] == "OK"
+    typ, data = m.copy("1", "&ZeVnLIqe-/&U,BTFw-")
+    assert typ == "OK" and b"COPYUID" in data[0]
+    typ, data = m.uid("MOVE", "1", '"A&-B"')
+    assert typ == "OK"
+    assert m.subscribe("&ZeVnLIqe-/&U,BTFw-")[0] == "OK"
+    typ, data = m.lsub('""', "&ZeVnLIqe-*")
+    assert data == [b'(\\HasNoChildren) "/" "&ZeVnLIqe-/&U,BTFw-"']
+    assert m.unsubscribe("&ZeVnLIqe-/&U,BTFw-")[0] == "OK"
+    # RENAME takes the children along; "Entw&APw-rfe" is Entwürfe.
+    assert m.rename("&ZeVnLIqe-", "Entw&APw-rfe")[0] == "OK"
+    typ, data = m.select("Entw&APw-rfe/&U,BTFw-", readonly=True)
+    assert typ == "OK" and data == [b"1"]
+    # Beyond the BMP: U+1F600 as the surrogate pair D83D DE00.
+    assert m.create("&2D3eAA-")[0] == "OK"
+    m.logout()
+
+    # The store holds UTF-8 names.
+    proc = env.sp.run("--json", "mailbox", "stats", ADDRESS,
+                      env={"SEALPOST_PASSWORD": env.passwords[ADDRESS]})
+    folders = {f["name"]: f["messages"] for f in json.loads(proc.stdout)["folders"]}
+    assert folders["Entwürfe"] == 0
+    assert folders["Entwürfe/台北"] == 1
+    assert folders["A&B"] == 1
+    assert "\U0001F600" in folders
+    assert not any("&" in name and name != "A&B" for name in folders), folders
+
+    # Malformed names get NO with the reason; the session goes on.
+    raw = raw_login(env)
+    cases = [
+        b"b1 CREATE &ZeVnLIqe\r\n",              # no closing "-"
+        b"b2 SELECT &AGE-\r\n",                  # "a" must not be encoded
+        b"b3 CREATE &2D0-\r\n",                  # lone surrogate
+        b"b4 CREATE {9+}\r\nEntw\xc3\xbcrfe\r\n",  # raw UTF-8
+        b'b5 LIST "" "&Ze*"\r\n',
+        b"b6 RENAME A&-B &ZeV=-\r\n",
+        b"b7 STATUS &Ze/nLIqe- (MESSAGES)\r\n",
+    ]
+    for case in cases:
+        raw.send(case)
+        tag = case.split(b" ")[0]
+        reply = raw.until(tag)[-1]
+        assert reply.startswith(tag + b" NO Mailbox name is not valid modified UTF-7"), (case, reply)
+    raw.send(b"ok LIST \"\" *\r\n")
+    lines = raw.until(b"ok")
+    assert lines[-1].startswith(b"ok OK")
+    assert not any(b"Entw\xc3\xbcrfe" in line for line in lines)
+    raw.close()
 
 
 def test_status_namespace_id_enable_quota(env):

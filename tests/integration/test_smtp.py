@@ -689,3 +689,89 @@ def test_canary_nowhere_on_disk_or_in_logs(mx):
         assert b"a@ex.test" not in mx.logs() and b"x@dest.test" not in mx.logs()
     finally:
         hook.close()
+
+
+# ---- storage limits -------------------------------------------------------------
+
+
+def mailbox_disk_usage(mx):
+    """What the MX counts for the only mailbox of the data directory: its
+    database file and -wal, plus the messages sealed in its spool (each
+    file is the message plus 49 bytes of sealing)."""
+    total = 0
+    mailboxes = os.path.join(mx.sp.data_dir, "mailboxes")
+    for name in os.listdir(mailboxes) if os.path.isdir(mailboxes) else []:
+        if name.endswith(".sqlite") or name.endswith(".sqlite-wal"):
+            total += os.path.getsize(os.path.join(mailboxes, name))
+    spool = os.path.join(mx.sp.data_dir, "spool")
+    for dirpath, _, files in os.walk(spool):
+        for name in files:
+            if name.endswith(".msg"):
+                total += os.path.getsize(os.path.join(dirpath, name)) - 49
+    return total
+
+
+@pytest.mark.parametrize("permanent", [False, True])
+def test_mailbox_over_quota(mx, permanent):
+    mx.alias("m@ex.test", "--mailbox")
+    password = mailbox_password(mx, "m@ex.test")
+    base = mailbox_disk_usage(mx)  # the empty mailbox, before any mail
+    mx.alias("other@ex.test", "--mailbox")
+    mailbox_password(mx, "other@ex.test")
+    # Room for one 2,000-byte message but not two.
+    mx.sp.run("alias", "set", "m@ex.test", "--quota", str(base + 3000))
+    if permanent:
+        mx.extra_env["SEALPOST_SMTP_QUOTA_PERMANENT"] = "true"
+    mx.start()
+    code, enhanced = (552, b"5.2.2") if permanent else (452, b"4.2.2")
+
+    def message(subject):
+        head = b"Subject: " + subject + b"\r\n\r\n"
+        return head + b"x" * (1998 - len(head)) + b"\r\n"
+
+    with mx.smtp() as c:
+        assert c.sendmail("s@sender.test", ["m@ex.test"], message(b"first")) == {}
+        # The recipient still fits; the message, once its size is known,
+        # does not: refused after DATA, nothing sealed.
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            c.sendmail("s@sender.test", ["m@ex.test"], message(b"second"))
+        assert (err.value.smtp_code, err.value.smtp_error[:5]) == (code, enhanced)
+
+    # Past the limit (the operator lowers it below what the mailbox holds):
+    # refused at RCPT, while another mailbox still takes mail.
+    mx.sp.run("alias", "set", "m@ex.test", "--quota", str(base + 1000))
+    with mx.smtp() as c:
+        c.ehlo("client.test")
+        assert c.mail("s@sender.test")[0] == 250
+        rcpt_code, text = c.rcpt("m+tag@ex.test")
+        assert (rcpt_code, text[:5]) == (code, enhanced)
+        assert c.rcpt("other@ex.test")[0] == 250
+        assert c.data(message(b"third"))[0] == 250
+
+    exported = export_mailbox(mx, "m@ex.test", password)
+    assert exported.count(b"Subject: first") == 1
+    assert b"Subject: second" not in exported and b"Subject: third" not in exported
+
+
+def test_owner_quota_shared_by_aliases(mx):
+    mx.alias("m@ex.test", "--mailbox")
+    mailbox_password(mx, "m@ex.test")
+    base = mailbox_disk_usage(mx)
+    mx.alias("n@ex.test", "--mailbox")
+    mailbox_password(mx, "n@ex.test")
+    both = mailbox_disk_usage(mx)
+    mx.start()
+    body = b"Subject: shared\r\n\r\n" + b"y" * 2500 + b"\r\n"
+    with mx.smtp() as c:
+        assert c.sendmail("s@sender.test", ["m@ex.test"], body) == {}
+    # n has no limit of its own; m's mail counts against the owner's.
+    assert mailbox_disk_usage(mx) >= both + 2500 > base
+    mx.sp.run("owner", "set", "default", "--quota", str(both + 2000))
+    with mx.smtp() as c:
+        c.ehlo("client.test")
+        assert c.mail("s@sender.test")[0] == 250
+        code, text = c.rcpt("n@ex.test")
+        assert (code, text[:5]) == (452, b"4.2.2")
+    mx.sp.run("owner", "set", "default", "--quota", "0")
+    with mx.smtp() as c:
+        assert c.sendmail("s@sender.test", ["n@ex.test"], body) == {}

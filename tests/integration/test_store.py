@@ -195,6 +195,92 @@ def test_mbox_export_import_roundtrip(sp, tmp_path):
     assert (eml / "INBOX" / files[3]).read_bytes() == msgs[3]
 
 
+def tree(path):
+    """{relative path: bytes} of every file below path."""
+    files = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                files[os.path.relpath(full, path)] = f.read()
+    return files
+
+
+def undate(mbox):
+    return re.sub(rb"(?m)^From MAILER-DAEMON .*$", b"From -", mbox)
+
+
+def folder_counts(st):
+    return {f["name"]: f["messages"] for f in st["folders"]}
+
+
+def test_whole_mailbox_export_keeps_folders(sp, tmp_path):
+    password = setup_alias(sp)
+    other = setup_alias(sp, "copy@example.org")
+    env = {"SEALPOST_PASSWORD": password}
+    # A message that starts with the folder line itself must survive too.
+    tricky = b"X-Sealpost-Folder: Fake\nSubject: tricky\n\nbody\n"
+    placed = {"INBOX": [message(i) for i in range(3)] + [tricky],
+              "Sent": [message(30)],
+              "Work": [message(10), message(11, crlf=True)],
+              "Work/2026 \u00e9t\u00e9": [message(20, extra=b">>From deep"),
+                                   tricky]}
+    for folder, msgs in placed.items():
+        for m in msgs:  # one .eml each: taken as it is
+            src = tmp_path / "in.eml"
+            src.write_bytes(m)
+            sp.run("mailbox", "import", "owner@example.org", str(src),
+                   "--folder", folder, env=env)
+    before = folder_counts(stats(sp, "owner@example.org", password))
+    assert before["Work/2026 \u00e9t\u00e9"] == 2
+
+    out = tmp_path / "all.mbox"
+    sp.run("mailbox", "export", "owner@example.org", "-o", str(out), env=env)
+    data = out.read_bytes()
+
+    def line(folder, crlf=False):
+        return (b"X-Sealpost-Folder: " + folder.encode()
+                + (b"\r\n" if crlf else b"\n"))
+    expected = []
+    for folder, msgs in placed.items():  # the export's folder order
+        for m in msgs:
+            if folder != "INBOX":
+                m = line(folder, m.endswith(b"\r\n")) + m
+            elif m.startswith(b"X-Sealpost-Folder:"):
+                m = line("INBOX") + m
+            expected.append(m)
+    # .eml imports take the import time as internal date: compare all but
+    # the "From " lines' dates.
+    assert undate(data) == undate(mboxrd(expected))
+
+    # Import puts every message back in its folder (creating the missing
+    # ones), and export -> import -> export is byte for byte.
+    sp.run("mailbox", "import", "copy@example.org", str(out),
+           env={"SEALPOST_PASSWORD": other})
+    assert folder_counts(stats(sp, "copy@example.org", other)) == before
+    again = tmp_path / "again.mbox"
+    sp.run("mailbox", "export", "copy@example.org", "-o", str(again),
+           env={"SEALPOST_PASSWORD": other})
+    assert again.read_bytes() == data
+    # Each folder holds the original bytes.
+    for folder, msgs in placed.items():
+        single = tmp_path / "single.mbox"
+        sp.run("mailbox", "export", "copy@example.org", "-o", str(single),
+               "--folder", folder, env={"SEALPOST_PASSWORD": other})
+        want = [line(folder) + m if m.startswith(b"X-Sealpost-Folder:")
+                else m for m in msgs]
+        assert undate(single.read_bytes()) == undate(mboxrd(want)), folder
+
+    # The EML layout imports back into the same folders.
+    third = setup_alias(sp, "third@example.org")
+    eml = tmp_path / "eml"
+    sp.run("mailbox", "export", "owner@example.org", "--format", "eml", "-o",
+           str(eml), env=env)
+    sp.run("mailbox", "import", "third@example.org", str(eml),
+           env={"SEALPOST_PASSWORD": third})
+    assert folder_counts(stats(sp, "third@example.org", third)) == before
+
+
 def test_deliver_seals_then_drains(sp, tmp_path):
     password = setup_alias(sp)
     raw = message(1)
@@ -324,3 +410,128 @@ def test_crash_between_file_and_control_plane_recovers(sp, tmp_path):
                   env={"SEALPOST_OLD_PASSWORD": new})
     newer = proc.stdout.decode().strip()
     assert inbox_count(stats(sp, "owner@example.org", newer)) == 10
+
+
+def imap_login(server, address, password):
+    """An IMAP session logged in, or None when the login is refused."""
+    import imaplib
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    m = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"],
+                          ssl_context=ctx, timeout=60)
+    try:
+        m.login(address, password)
+    except imaplib.IMAP4.error as e:
+        assert "AUTHENTICATIONFAILED" in str(e), e
+        m.logout()
+        return None
+    return m
+
+
+def imap_inbox_count(m):
+    typ, data = m.select("INBOX", readonly=True)
+    assert typ == "OK", data
+    count = int(data[0])
+    typ, data = m.uid("SEARCH", "ALL")
+    assert typ == "OK" and len(data[0].split()) == count
+    return count
+
+
+def test_kill_during_rekey_then_imap_login_finds_everything(served_sp,
+                                                           serve, tmp_path):
+    """The server runs while `alias password` is killed at several points;
+    the next IMAP login (not the CLI) settles the change: exactly one of
+    the two passwords logs in and sees every message, and no re-key
+    leftover or pending change stays behind."""
+    sp = served_sp
+    address = "owner@example.org"
+    password = setup_alias(sp, address)
+    src = tmp_path / "in.mbox"
+    src.write_bytes(mboxrd([message(i) for i in range(1000)]))
+    sp.run("mailbox", "import", address, str(src),
+           env={"SEALPOST_PASSWORD": password})
+    server = serve(sp, ["imaps"],
+                   env={"SEALPOST_LOGIN_FAILURES_PER_ALIAS": "0",
+                        "SEALPOST_LOGIN_FAILURES_PER_IP": "0"})
+    current = password
+    outcomes = set()
+    plans = [("after", d) for d in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)]
+    plans.append(("crash-after-rekey", 0))
+    for when, delay in plans:
+        env = dict(sp.env)
+        env["SEALPOST_OLD_PASSWORD"] = current
+        if when == "crash-after-rekey":
+            env["SEALPOST_TEST_CRASH_AFTER_REKEY"] = "1"
+        proc = subprocess.Popen([SEALPOST, "--data", sp.data_dir, "alias",
+                                 "password", address],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env)
+        new = proc.stdout.readline().decode().strip()
+        assert PASSWORD_RE.match(new), new
+        time.sleep(delay)
+        killed = when == "after" and proc.poll() is None
+        if killed:
+            os.kill(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+        assert killed or proc.returncode == (0 if when == "after" else 2), \
+            stderr
+        opened = []
+        # The old password first: a login with it must not undo a change
+        # that reached the file.
+        for candidate in (current, new):
+            m = imap_login(server, address, candidate)
+            if m is not None:
+                assert imap_inbox_count(m) == 1000, (when, delay, candidate)
+                m.logout()
+                opened.append(candidate)
+        assert len(opened) == 1, (when, delay, killed, stderr)
+        assert when == "after" or opened[0] == new, stderr
+        outcomes.add((killed, opened[0] == new))
+        other = new if opened[0] == current else current
+        current = opened[0]
+        # Settled: the same password again, and the other still refused.
+        m = imap_login(server, address, current)
+        assert m is not None and imap_inbox_count(m) == 1000
+        m.logout()
+        assert imap_login(server, address, other) is None
+        leftovers = [f for f in data_files(sp)
+                     if f.endswith((".pending", ".rekey", ".rekey-journal"))]
+        assert not leftovers, (when, delay, leftovers)
+    # Some kills landed inside the change (where exactly depends on the
+    # machine); the assertions above hold for all.
+    assert (True, False) in outcomes or (True, True) in outcomes, outcomes
+    print(outcomes)
+    # The CLI agrees with what IMAP settled.
+    assert inbox_count(stats(sp, address, current)) == 1000
+
+
+def test_password_change_waits_for_open_sessions(served_sp, serve, tmp_path):
+    """A change while an IMAP session is open waits for it to end instead
+    of copying a file the session still writes to: what the session
+    appended up to its LOGOUT is in the re-keyed mailbox."""
+    sp = served_sp
+    address = "owner@example.org"
+    password = setup_alias(sp, address)
+    server = serve(sp, ["imaps"])
+    m = imap_login(server, address, password)
+    assert m is not None
+    assert m.append("INBOX", None, None, message(1))[0] == "OK"
+    env = dict(sp.env)
+    env["SEALPOST_OLD_PASSWORD"] = password
+    proc = subprocess.Popen([SEALPOST, "--data", sp.data_dir, "alias",
+                             "password", address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    time.sleep(1.5)  # lets the change reach its wait (not an assertion)
+    assert m.append("INBOX", None, None, message(2))[0] == "OK"
+    assert proc.poll() is None
+    m.logout()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    new = stdout.decode().strip()
+    m = imap_login(server, address, new)
+    assert m is not None and imap_inbox_count(m) == 2
+    m.logout()
+    assert imap_login(server, address, password) is None

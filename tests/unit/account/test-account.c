@@ -437,6 +437,76 @@ collect_id(const char *mailbox_id, void *context)
 	(*count)++;
 }
 
+/* A domain's own backup bucket: set, read through an alias, cleared;
+ * bad names refused. */
+static void
+test_backup_bucket(void **state)
+{
+	struct account_domain *d = NULL;
+	const char *error = NULL;
+	char *bucket = NULL;
+
+	(void)state;
+	must(account_domain_add(db, "bucket.example", NULL, -1, 0, &error),
+	     error);
+	add_alias("b@bucket.example", true, NULL);
+	assert_int_equal(account_alias_backup_bucket(db, "b@bucket.example",
+						     &bucket, &error),
+			 0);
+	assert_null(bucket);
+	must(account_domain_set_backup_bucket(db, "BUCKET.example",
+					      "own-bucket.1", &error),
+	     error);
+	assert_int_equal(account_alias_backup_bucket(db, "b@bucket.example",
+						     &bucket, &error),
+			 1);
+	assert_string_equal(bucket, "own-bucket.1");
+	free(bucket);
+	assert_int_equal(account_domain_get(db, "bucket.example", &d, &error),
+			 1);
+	assert_string_equal(d->backup_bucket, "own-bucket.1");
+	account_domain_free(&d);
+	for (size_t i = 0; i < 4; i++) {
+		static const char *const bad[] = {"ab", "Upper", "-dash",
+						  "a/b"};
+
+		assert_int_equal(account_domain_set_backup_bucket(
+					 db, "bucket.example", bad[i], &error),
+				 ACCOUNT_ERR_INVALID);
+	}
+	assert_int_equal(account_domain_set_backup_bucket(db, "nope.example",
+							  "abc", &error),
+			 ACCOUNT_ERR_NOTFOUND);
+	must(account_domain_set_backup_bucket(db, "bucket.example", "",
+					      &error),
+	     error);
+	assert_int_equal(account_alias_backup_bucket(db, "b@bucket.example",
+						     &bucket, &error),
+			 0);
+	must(account_domain_remove(db, "bucket.example", true, NULL, NULL,
+				   &error),
+	     error);
+}
+
+/* Mailboxes held shut during a restore: by id, until unheld or expired. */
+static void
+test_mailbox_hold(void **state)
+{
+	static const char a[] = "aaaaaaaaaaaaaaaaaaaaaaaa";
+	static const char b[] = "bbbbbbbbbbbbbbbbbbbbbbbb";
+
+	(void)state;
+	assert_false(account_mailbox_held(a));
+	account_mailbox_hold(a, 60);
+	account_mailbox_hold(b, 0); /* expires at once */
+	assert_true(account_mailbox_held(a));
+	assert_false(account_mailbox_held(b));
+	account_mailbox_hold(a, 60); /* renewed, still one entry */
+	account_mailbox_unhold(a);
+	assert_false(account_mailbox_held(a));
+	account_mailbox_unhold(b);
+}
+
 static void
 test_domain_remove(void **state)
 {
@@ -935,6 +1005,8 @@ main(void)
 		cmocka_unit_test(test_lookup_returns_targets_and_domain),
 		cmocka_unit_test(test_mailbox_ids),
 		cmocka_unit_test(test_alias_management),
+		cmocka_unit_test(test_backup_bucket),
+		cmocka_unit_test(test_mailbox_hold),
 		cmocka_unit_test(test_domain_remove),
 		cmocka_unit_test(test_alias_rate_limit),
 		cmocka_unit_test(test_credentials_roundtrip),

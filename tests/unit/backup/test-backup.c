@@ -215,6 +215,109 @@ test_snapshot_and_verify(void **state)
 }
 
 static void
+marker_of(const char *id, const struct crypto_key *key,
+	  unsigned char out[STORE_CHANGE_MARKER_BYTES])
+{
+	struct store_mailbox *mbox = NULL;
+	const char *error;
+
+	assert_int_equal(store_mailbox_open(dir, id, key, 0, &mbox, &error),
+			 STORE_OK);
+	assert_int_equal(store_mailbox_change_marker(mbox, out, &error),
+			 STORE_OK);
+	store_mailbox_close(&mbox);
+}
+
+/* The change marker moves with every kind of change, including those that
+ * take no MODSEQ, and with a new file of the same content; opening and
+ * closing alone leave it. */
+static void
+test_change_marker(void **state)
+{
+	static const char id[] = "cccccccccccccccccccccccc";
+	static const char msg[] = "From: a@b.test\r\nSubject: t\r\n\r\nyo\r\n";
+	struct crypto_key *key = make_mailbox(id, 2);
+	unsigned char m1[STORE_CHANGE_MARKER_BYTES], m2[sizeof(m1)],
+		m3[sizeof(m1)], m4[sizeof(m1)], m5[sizeof(m1)], m6[sizeof(m1)];
+	struct store_mailbox *mbox = NULL;
+	struct store_folder *inbox = NULL;
+	struct store_uidset set = {0};
+	struct store_uid_range range = {1, 1};
+	char *path = store_mailbox_path(dir, id);
+	char *copy = xasprintf("%s/marker-copy.sqlite", dir);
+	const char *error;
+	uint64_t n;
+
+	(void)state;
+	marker_of(id, key, m1);
+	marker_of(id, key, m2);
+	assert_memory_equal(m1, m2, sizeof(m1));
+
+	/* A folder, then its subscription: no MODSEQ, still a change. */
+	assert_int_equal(store_mailbox_open(dir, id, key, 0, &mbox, &error),
+			 STORE_OK);
+	assert_int_equal(store_folder_create(mbox, "Projects",
+					     STORE_SPECIAL_NONE, &error),
+			 STORE_OK);
+	store_mailbox_close(&mbox);
+	marker_of(id, key, m3);
+	assert_memory_not_equal(m2, m3, sizeof(m1));
+	assert_int_equal(store_mailbox_open(dir, id, key, 0, &mbox, &error),
+			 STORE_OK);
+	{
+		struct store_folder *f = NULL;
+
+		assert_int_equal(store_folder_get(mbox, "Projects", &f,
+						  &error),
+				 STORE_OK);
+		assert_int_equal(store_folder_subscribe(mbox, "Projects",
+							!f->subscribed,
+							&error),
+				 STORE_OK);
+		store_folder_free(&f);
+	}
+	store_mailbox_close(&mbox);
+	marker_of(id, key, m4);
+	assert_memory_not_equal(m3, m4, sizeof(m1));
+
+	/* A flag, then a message. */
+	assert_int_equal(store_mailbox_open(dir, id, key, 0, &mbox, &error),
+			 STORE_OK);
+	assert_int_equal(store_folder_get(mbox, "INBOX", &inbox, &error),
+			 STORE_OK);
+	set.ranges = &range;
+	set.count = 1;
+	assert_int_equal(store_flags_update(mbox, inbox->id, &set,
+					    STORE_FLAGS_ADD, STORE_FLAG_SEEN,
+					    NULL, 0, NULL, NULL, NULL, NULL,
+					    &error),
+			 STORE_OK);
+	store_mailbox_close(&mbox);
+	marker_of(id, key, m5);
+	assert_memory_not_equal(m4, m5, sizeof(m1));
+	assert_int_equal(store_mailbox_open(dir, id, key, 0, &mbox, &error),
+			 STORE_OK);
+	assert_int_equal(store_append(mbox, inbox->id, msg, sizeof(msg) - 1,
+				      0, NULL, 0, NULL, &error),
+			 STORE_OK);
+
+	/* The same content in a new file (what a restore puts in place). */
+	assert_int_equal(store_mailbox_snapshot(mbox, key, copy, &n, &error),
+			 STORE_OK);
+	store_mailbox_close(&mbox);
+	marker_of(id, key, m6);
+	assert_memory_not_equal(m5, m6, sizeof(m1));
+	assert_int_equal(rename(copy, path), 0);
+	marker_of(id, key, m1);
+	assert_memory_not_equal(m6, m1, sizeof(m1));
+
+	store_folder_free(&inbox);
+	free(copy);
+	free(path);
+	crypto_key_destroy(&key);
+}
+
+static void
 test_in_use_probe(void **state)
 {
 	static const char id[] = "abcdefabcdefabcdefabcdef";
@@ -331,6 +434,7 @@ main(void)
 		cmocka_unit_test(test_key_names),
 		cmocka_unit_test(test_urls),
 		cmocka_unit_test(test_snapshot_and_verify),
+		cmocka_unit_test(test_change_marker),
 		cmocka_unit_test(test_in_use_probe),
 		cmocka_unit_test(test_daily),
 	};

@@ -184,6 +184,10 @@ test_errors(void **state)
 	check_both("a X (((( x))))\r\n", IMAP_PARSE_ERROR, verify_tag);
 	check_both("a X {x}\r\n", IMAP_PARSE_ERROR, verify_tag);
 	check_both("a X \x01\r\n", IMAP_PARSE_ERROR, verify_tag);
+	/* Control characters inside [] too (found by fuzz-imap: a NUL cut
+	 * the atom short). */
+	check_both("a FETCH 1 BODY[HEADER.FIELDS (F\x01)]\r\n",
+		   IMAP_PARSE_ERROR, verify_tag);
 	/* A sync literal over the limit is refused before any data. */
 	check_both("a X {101}\r\n", IMAP_PARSE_LITERAL_TOO_BIG, verify_tag);
 	/* ...but APPEND has its own limit. */

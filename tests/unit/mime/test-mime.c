@@ -991,6 +991,48 @@ thread_parse(void *arg)
 	return NULL;
 }
 
+/* Submission's header edits: addresses of From, fields dropped with their
+ * folded lines, fields prepended, the body untouched. */
+static void
+test_header_edits(void **state)
+{
+	static const char msg[] =
+		"From: \"Alice A.\" <alice@ex.test>, team: bob@ex.test;\r\n"
+		"Bcc: hidden@x.example,\r\n"
+		"  other@x.example\r\n"
+		"Subject: hi\r\n"
+		"\r\n"
+		"Bcc: in the body stays\r\n";
+	static const char *const drop[] = {"bcc", NULL};
+	struct sp_buf out;
+	char **addrs;
+	size_t count;
+
+	assert_int_equal(mime_header_addresses(msg, strlen(msg), "From",
+					       &addrs, &count),
+			 1);
+	assert_int_equal(count, 2);
+	assert_string_equal(addrs[0], "alice@ex.test");
+	assert_string_equal(addrs[1], "bob@ex.test");
+	mime_addresses_free(&addrs, count);
+	assert_int_equal(mime_header_addresses(msg, strlen(msg), "Sender",
+					       &addrs, &count),
+			 0);
+	assert_true(mime_header_has(msg, strlen(msg), "subject"));
+	assert_false(mime_header_has(msg, strlen(msg), "Date"));
+	sp_buf_init(&out);
+	mime_header_rewrite(msg, strlen(msg), "Date: now\r\n", drop, &out);
+	sp_buf_append(&out, "", 1);
+	assert_string_equal(out.data,
+			    "Date: now\r\n"
+			    "From: \"Alice A.\" <alice@ex.test>, team: "
+			    "bob@ex.test;\r\n"
+			    "Subject: hi\r\n"
+			    "\r\n"
+			    "Bcc: in the body stays\r\n");
+	sp_buf_deinit(&out);
+}
+
 static void
 test_threads(void **state)
 {
@@ -1031,6 +1073,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_parse_caps),
 		cmocka_unit_test(test_header_get),
+		cmocka_unit_test(test_header_edits),
 		cmocka_unit_test(test_threads),
 	};
 

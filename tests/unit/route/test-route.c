@@ -372,6 +372,172 @@ test_webhook_sign(void **state)
 				 "c4eb5e3e46d8877482e44d7ee8f35c2c");
 }
 
+/* A file of `len` bytes at <dir>/<rel> (directories made). */
+static void
+write_file(const char *rel, size_t len)
+{
+	char *path = xasprintf("%s/%s", dir, rel);
+	char *cmd = xasprintf("mkdir -p \"$(dirname '%s')\"", path);
+	FILE *f;
+
+	assert_int_equal(system(cmd), 0);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	for (size_t i = 0; i < len; i++)
+		fputc('x', f);
+	assert_int_equal(fclose(f), 0);
+	free(cmd);
+	free(path);
+}
+
+static void
+remove_spool(const char *mailbox_id)
+{
+	char *cmd = xasprintf("rm -rf %s/spool/%s %s/mailboxes/%s.sqlite*",
+			      dir, mailbox_id, dir, mailbox_id);
+
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+}
+
+static void
+test_mailbox_usage(void **state)
+{
+	const char *id = "usage0000000000000000000000000000";
+
+	assert_int_equal(route_mailbox_usage(dir, id), 0);
+	write_file("mailboxes/usage0000000000000000000000000000.sqlite", 4096);
+	write_file("mailboxes/usage0000000000000000000000000000.sqlite-wal",
+		   1000);
+	/* Sealed messages count as the message; a sealing in progress and
+	 * anything else in the directory do not. */
+	write_file("spool/usage0000000000000000000000000000/1.msg",
+		   300 + CRYPTO_SEAL_OVERHEAD);
+	write_file("spool/usage0000000000000000000000000000/2.sent.msg",
+		   20 + CRYPTO_SEAL_OVERHEAD);
+	write_file("spool/usage0000000000000000000000000000/3.msg.tmp.abc",
+		   5000);
+	write_file("spool/usage0000000000000000000000000000/.hidden.msg", 7000);
+	assert_int_equal(route_mailbox_usage(dir, id), 4096 + 1000 + 300 + 20);
+	remove_spool(id);
+	assert_int_equal(route_mailbox_usage(dir, id), 0);
+}
+
+/* Writes a sealed-size spool file of a message of `len` bytes. */
+static void
+spool_message(const char *mailbox_id, const char *name, size_t len)
+{
+	char *rel = xasprintf("spool/%s/%s.msg", mailbox_id, name);
+
+	write_file(rel, len + CRYPTO_SEAL_OVERHEAD);
+	free(rel);
+}
+
+static void
+test_quota(void **state)
+{
+	struct account_db *db;
+	struct account_alias_change ch;
+	struct account_alias *m = NULL, *m2 = NULL;
+	struct route *r;
+	struct route_tx *tx;
+	struct route_result res;
+	const char *error;
+	char big[601], small[401];
+
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memset(small, 's', sizeof(small) - 1);
+	small[sizeof(small) - 1] = '\0';
+	assert_int_equal(account_db_open(dir, 0, &db, &error), ACCOUNT_OK);
+	account_alias_change_init(&ch);
+	ch.mailbox = 1;
+	ch.quota_bytes = 1000;
+	assert_int_equal(account_alias_add(db, "m@ex.example", &ch, &error),
+			 ACCOUNT_OK);
+	account_alias_change_init(&ch);
+	ch.mailbox = 1;
+	assert_int_equal(account_alias_add(db, "m2@ex.example", &ch, &error),
+			 ACCOUNT_OK);
+	assert_int_equal(account_alias_get(db, "m@ex.example", &m, &error), 1);
+	assert_int_equal(account_alias_get(db, "m2@ex.example", &m2, &error),
+			 1);
+
+	/* Empty: accepted at RCPT. Half full: a message that fits goes on
+	 * to delivery (which defers: no password, no key to seal to), one
+	 * that does not is 452 4.2.2 before anything is sealed. */
+	r = make_route();
+	tx = route_tx_create("s@sender.example", "h", "::1", false, false);
+	assert_int_equal(route_rcpt(r, tx, "m@ex.example"), ROUTE_RCPT_OK);
+	spool_message(m->mailbox_id, "1", 500);
+	route_deliver(r, tx, small, strlen(small), &res);
+	assert_int_equal(res.code, 451);
+	assert_string_equal(res.text, "4.2.1 Mailbox not ready");
+	route_deliver(r, tx, big, strlen(big), &res);
+	assert_int_equal(res.outcome, ROUTE_TEMPFAIL);
+	assert_int_equal(res.code, 452);
+	assert_string_equal(res.text, "4.2.2 Mailbox full");
+	route_tx_destroy(&tx);
+
+	/* Full: refused at RCPT; the other alias is not affected. */
+	spool_message(m->mailbox_id, "2", 500);
+	tx = route_tx_create("s@sender.example", "h", "::1", false, false);
+	assert_int_equal(route_rcpt(r, tx, "m@ex.example"),
+			 ROUTE_RCPT_OVER_QUOTA);
+	assert_int_equal(route_rcpt(r, tx, "m+tag@ex.example"),
+			 ROUTE_RCPT_OVER_QUOTA);
+	assert_int_equal(route_rcpt(r, tx, "m2@ex.example"), ROUTE_RCPT_OK);
+	assert_int_equal(route_tx_rcpt_count(tx), 1);
+	route_tx_destroy(&tx);
+	route_destroy(&r);
+
+	/* The setting makes both answers permanent. */
+	assert_int_equal(conf_set("smtp_quota_permanent", "true", &error), 0);
+	r = make_route();
+	tx = route_tx_create("s@sender.example", "h", "::1", false, false);
+	assert_int_equal(route_rcpt(r, tx, "m@ex.example"),
+			 ROUTE_RCPT_OVER_QUOTA_PERM);
+	route_tx_destroy(&tx);
+	remove_spool(m->mailbox_id);
+	spool_message(m->mailbox_id, "1", 500);
+	tx = route_tx_create("s@sender.example", "h", "::1", false, false);
+	assert_int_equal(route_rcpt(r, tx, "m@ex.example"), ROUTE_RCPT_OK);
+	route_deliver(r, tx, big, strlen(big), &res);
+	assert_int_equal(res.outcome, ROUTE_PERMFAIL);
+	assert_int_equal(res.code, 552);
+	assert_string_equal(res.text, "5.2.2 Mailbox full");
+	route_tx_destroy(&tx);
+	route_destroy(&r);
+	conf_reset();
+
+	/* The owner's quota is shared: m's 500 bytes count against m2,
+	 * which has no limit of its own. */
+	assert_int_equal(account_owner_set_quota(db, ACCOUNT_DEFAULT_OWNER,
+						 1000, &error),
+			 ACCOUNT_OK);
+	r = make_route();
+	tx = route_tx_create("s@sender.example", "h", "::1", false, false);
+	assert_int_equal(route_rcpt(r, tx, "m2@ex.example"), ROUTE_RCPT_OK);
+	route_deliver(r, tx, big, strlen(big), &res);
+	assert_int_equal(res.code, 452);
+	route_tx_destroy(&tx);
+	spool_message(m2->mailbox_id, "1", 500);
+	tx = route_tx_create("s@sender.example", "h", "::1", false, false);
+	assert_int_equal(route_rcpt(r, tx, "m2@ex.example"),
+			 ROUTE_RCPT_OVER_QUOTA);
+	route_tx_destroy(&tx);
+	route_destroy(&r);
+
+	assert_int_equal(account_owner_set_quota(db, ACCOUNT_DEFAULT_OWNER, 0,
+						 &error),
+			 ACCOUNT_OK);
+	remove_spool(m->mailbox_id);
+	remove_spool(m2->mailbox_id);
+	account_alias_free(&m);
+	account_alias_free(&m2);
+	account_db_close(&db);
+}
+
 int
 main(void)
 {
@@ -384,6 +550,8 @@ main(void)
 		cmocka_unit_test(test_address_with_tag),
 		cmocka_unit_test(test_private_addresses),
 		cmocka_unit_test(test_webhook_sign),
+		cmocka_unit_test(test_mailbox_usage),
+		cmocka_unit_test(test_quota),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -295,6 +295,49 @@ test_mx_routing(void **state)
 	mailauth_dns_destroy(&dns);
 }
 
+/* One envelope, several recipients: each RCPT answer is its recipient's,
+ * the answer to DATA is every accepted one's. */
+static void
+test_batch(void **state)
+{
+	static const char *const rcpts[] = {"u1@b.test", "bad@b.test",
+					    "later@b.test", "u2@b.test"};
+	char relay[64];
+	struct smtp_client_options o = {.relayhost = relay,
+					.timeout_seconds = 10};
+	struct smtp_client_result r[4];
+	const char *msg = "Subject: x\r\n\r\nbody\r\n", *p;
+	int rcpt_lines = 0;
+
+	snprintf(relay, sizeof(relay), "127.0.0.1:%u", listen_port);
+	reset_transcript();
+	assert_int_equal(smtp_client_send_batch(&o, "s@a.test", rcpts, 4, msg,
+						strlen(msg), false, false, r),
+			 2);
+	assert_int_equal(r[0].code, 250);
+	assert_string_equal(r[0].enhanced, "2.0.0");
+	assert_int_equal(r[0].cls.action, SMTP_REPLY_OK);
+	assert_int_equal(r[1].code, 550);
+	assert_string_equal(r[1].enhanced, "5.1.1");
+	assert_int_equal(r[1].cls.action, SMTP_REPLY_REJECT);
+	assert_int_equal(r[2].code, 451);
+	assert_int_equal(r[2].cls.action, SMTP_REPLY_DEFER);
+	assert_int_equal(r[3].code, 250);
+	assert_int_equal(r[3].cls.action, SMTP_REPLY_OK);
+	for (size_t i = 0; i < 4; i++)
+		assert_string_equal(r[i].remote, "127.0.0.1");
+	for (p = transcript; (p = strstr(p, "RCPT TO:")) != NULL; p++)
+		rcpt_lines++;
+	assert_int_equal(rcpt_lines, 4);
+	assert_non_null(strstr(transcript, "MAIL FROM:<s@a.test>"));
+	/* One transaction. */
+	p = strstr(transcript, "MAIL FROM:");
+	assert_null(strstr(p + 1, "MAIL FROM:"));
+	p = strstr(transcript, "DATA\r\n");
+	assert_non_null(p);
+	assert_null(strstr(p + 1, "DATA\r\n"));
+}
+
 int
 main(void)
 {
@@ -302,6 +345,7 @@ main(void)
 		cmocka_unit_test(test_relayhost_delivery),
 		cmocka_unit_test(test_relayhost_rejections),
 		cmocka_unit_test(test_mx_routing),
+		cmocka_unit_test(test_batch),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

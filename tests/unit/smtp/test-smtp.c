@@ -44,6 +44,55 @@ test_parse_basic(void **state)
 	smtp_command_clear(&cmd);
 }
 
+/* RFC 3461 parameters: parsed and decoded, the server decides whether
+ * they are offered. */
+static void
+test_parse_dsn(void **state)
+{
+	struct smtp_command cmd;
+
+	assert_int_equal(parse("MAIL FROM:<a@b.example> RET=HDRS ENVID=x+2By",
+			       &cmd),
+			 SMTP_PARSE_OK);
+	assert_true(cmd.dsn);
+	assert_int_equal(cmd.ret, SMTP_RET_HDRS);
+	assert_string_equal(cmd.envid, "x+y");
+	smtp_command_clear(&cmd);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> AUTH=<>", &cmd),
+			 SMTP_PARSE_OK);
+	assert_false(cmd.dsn);
+	smtp_command_clear(&cmd);
+	assert_int_equal(parse("RCPT TO:<u@d.example> NOTIFY=SUCCESS,DELAY "
+			       "ORCPT=rfc822;u+40d.example",
+			       &cmd),
+			 SMTP_PARSE_OK);
+	assert_int_equal(cmd.notify, SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_DELAY);
+	assert_string_equal(cmd.orcpt, "rfc822;u@d.example");
+	smtp_command_clear(&cmd);
+	assert_int_equal(parse("RCPT TO:<u@d.example> NOTIFY=NEVER", &cmd),
+			 SMTP_PARSE_OK);
+	assert_int_equal(cmd.notify, SMTP_NOTIFY_NEVER);
+	smtp_command_clear(&cmd);
+	/* NEVER stands alone; unknown keywords, empty items, bad xtext,
+	 * repeats and a missing address type are syntax errors. */
+	assert_int_equal(parse("RCPT TO:<u@d> NOTIFY=NEVER,DELAY", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("RCPT TO:<u@d> NOTIFY=SOMETIMES", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("RCPT TO:<u@d> NOTIFY=DELAY,", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("RCPT TO:<u@d> ORCPT=u@d", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("RCPT TO:<u@d> ORCPT=rfc822;a+zzb", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("MAIL FROM:<a@b> RET=ALL", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("MAIL FROM:<a@b> RET=FULL RET=HDRS", &cmd),
+			 SMTP_PARSE_SYNTAX);
+	assert_int_equal(parse("MAIL FROM:<a@b> ENVID=a+0Ab", &cmd),
+			 SMTP_PARSE_SYNTAX);
+}
+
 static void
 test_parse_mail_rcpt(void **state)
 {
@@ -79,7 +128,7 @@ test_parse_mail_rcpt(void **state)
 	assert_int_equal(parse("RCPT TO:u@d.example", &cmd), SMTP_PARSE_SYNTAX);
 	assert_int_equal(parse("RCPT TO:<u@d.example", &cmd),
 			 SMTP_PARSE_SYNTAX);
-	assert_int_equal(parse("RCPT TO:<u@d.example> NOTIFY=NEVER", &cmd),
+	assert_int_equal(parse("RCPT TO:<u@d.example> FOO=1", &cmd),
 			 SMTP_PARSE_BAD_PARAM);
 	assert_int_equal(parse("MAIL FROM:<a@b> FOO=1", &cmd),
 			 SMTP_PARSE_BAD_PARAM);
@@ -516,6 +565,7 @@ main(void)
 		cmocka_unit_test(test_data_limits),
 		cmocka_unit_test(test_data_encode_roundtrip),
 		cmocka_unit_test(test_reply_classify),
+		cmocka_unit_test(test_parse_dsn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -162,6 +162,21 @@ test_append_fetch_exact_and_dedup(void **state)
 	assert_non_null(strstr(msgs[0].envelope, "\"one\""));
 	assert_non_null(strcasestr(msgs[0].bodystructure, "\"mixed\""));
 	store_messages_free(&msgs, n);
+	{
+		/* The POP3 listing: UIDs and sizes only, in UID order. */
+		struct store_uid_size *sizes;
+		const char *raws[] = {m1, m2, m3, m4};
+
+		assert_int_equal(store_fetch_sizes(mbox, inbox, &sizes, &n,
+						   &error),
+				 STORE_OK);
+		assert_int_equal(n, 4);
+		for (size_t i = 0; i < 4; i++) {
+			assert_int_equal(sizes[i].uid, i + 1);
+			assert_int_equal(sizes[i].size, strlen(raws[i]));
+		}
+		free(sizes);
+	}
 
 	/* The shared body lives while one message uses it. */
 	assert_int_equal(store_flags_update(mbox, inbox,
@@ -372,6 +387,21 @@ test_folders(void **state)
 		   strlen(msg));
 	assert_int_equal(store_folder_rename(mbox, "Jobs", "Jobs/x", &error),
 			 STORE_ERR_INVALID);
+	/* UTF-8 names: children keep their tail (substr() counts
+	 * characters, not bytes). */
+	assert_int_equal(store_folder_create(mbox, "日本語/台北",
+					     STORE_SPECIAL_NONE, &error),
+			 STORE_OK);
+	assert_int_equal(store_folder_rename(mbox, "日本語", "Entwürfe",
+					     &error),
+			 STORE_OK);
+	assert_int_equal(store_folder_get(mbox, "Entwürfe/台北", NULL,
+					  &error),
+			 STORE_OK);
+	assert_int_equal(store_folder_delete(mbox, "Entwürfe/台北", &error),
+			 STORE_OK);
+	assert_int_equal(store_folder_delete(mbox, "Entwürfe", &error),
+			 STORE_OK);
 	assert_int_equal(store_folder_delete(mbox, "Jobs/Old", &error),
 			 STORE_ERR_NOTEMPTY);
 	assert_int_equal(store_folder_delete(mbox, "Jobs/Old/2026/Q4",
