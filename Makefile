@@ -7,7 +7,7 @@ DEMO_DATA  ?= demo-data
 PYTHON     ?= /usr/bin/python3
 SQLITE3MC  := third_party/sqlite3mc/sqlite3.c
 
-.PHONY: all deps build run test unit check-asan integration bench bench-store bench-smtp bench-imap clean
+.PHONY: all deps build run test unit check-asan integration bench bench-store bench-smtp bench-submit bench-imap clean
 
 all: build
 
@@ -59,6 +59,11 @@ bench-store: build
 # Sealpost's MX versus a private Postfix instance (installs postfix).
 bench-smtp: build
 	@$(PYTHON) bench/smtp.py $(BUILD)
+
+# Submission (465, TLS + AUTH + DKIM) and the outbound queue versus
+# Postfix's queue, both relaying to smtp-sink (installs postfix).
+bench-submit: build
+	@$(PYTHON) bench/submit.py $(BUILD)
 
 # Sealpost's IMAP versus Dovecot, plain and with mail_crypt (installs
 # dovecot-imapd; run as root). BENCH_IMAP_ARGS: see bench/imap.py --help.

@@ -126,6 +126,9 @@ struct account_domain {
 	size_t alias_count;
 	bool dkim_ed25519; /* sign with the Ed25519 key too (a second sig) */
 	char *backup_bucket; /* its own S3 bucket for backups; NULL: none */
+	/* Submission may send as any alias of the owner, not only the one
+	 * that logged in. */
+	bool submit_any_alias;
 };
 
 /* Frees; NULLs the pointer; accepts NULL. */
@@ -210,6 +213,11 @@ enum account_error account_domain_set_dkim_ed25519(struct account_db *db,
 /* Gives the domain its own S3 bucket for its mailboxes' backups; NULL or
  * "" goes back to the s3_bucket setting. A malformed bucket name is
  * ACCOUNT_ERR_INVALID. */
+/* Lets submission use any alias of the domain's owner as sender. */
+enum account_error account_domain_set_submit_any_alias(struct account_db *db,
+						       const char *domain,
+						       bool any,
+						       const char **error_r);
 enum account_error account_domain_set_backup_bucket(struct account_db *db,
 						    const char *domain,
 						    const char *bucket,

@@ -81,6 +81,10 @@ static const char *const account_migrations[] = {
 	/* 4: a domain's own S3 bucket for its mailboxes' backups (NULL: the
 	 * s3_bucket setting). */
 	"ALTER TABLE domains ADD COLUMN backup_bucket TEXT;",
+	/* 5: submission may use any alias of the domain's owner as sender
+	 * (off: only the alias that logged in). */
+	"ALTER TABLE domains ADD COLUMN submit_any_alias INTEGER NOT NULL "
+	"  DEFAULT 0;",
 };
 
 const char *

@@ -13,7 +13,7 @@
 	"d.id, d.name, o.name, o.quota_bytes, d.verify_token, "                \
 	"d.retention_days, d.quota_bytes, d.webhook_key, d.created, "          \
 	"(SELECT count(*) FROM aliases a WHERE a.domain_id = d.id), "         \
-	"d.dkim_ed25519, d.backup_bucket "                                     \
+	"d.dkim_ed25519, d.backup_bucket, d.submit_any_alias "                 \
 	"FROM domains d JOIN owners o ON o.id = d.owner_id "
 
 static struct account_domain *
@@ -39,6 +39,7 @@ domain_from_row(sqlite3_stmt *stmt)
 	if (sqlite3_column_type(stmt, 11) == SQLITE_TEXT)
 		d->backup_bucket =
 			xstrdup((const char *)sqlite3_column_text(stmt, 11));
+	d->submit_any_alias = sqlite3_column_int(stmt, 12) != 0;
 	return d;
 }
 
@@ -533,6 +534,37 @@ backup_bucket_is_valid(const char *name)
 			return false;
 	}
 	return true;
+}
+
+enum account_error
+account_domain_set_submit_any_alias(struct account_db *db, const char *domain,
+				    bool any, const char **error_r)
+{
+	char *ascii = account_domain_normalize(domain);
+	sqlite3_stmt *stmt;
+	int rc;
+
+	if (ascii == NULL) {
+		*error_r = account_error_printf("no domain %s", domain);
+		return ACCOUNT_ERR_NOTFOUND;
+	}
+	stmt = db_prepare(db->db, "UPDATE domains SET submit_any_alias = ?1 "
+				  "WHERE name = ?2;");
+	sqlite3_bind_int(stmt, 1, any ? 1 : 0);
+	sqlite3_bind_text(stmt, 2, ascii, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		free(ascii);
+		return account_db_fail(db, "submit any alias", error_r);
+	}
+	if (sqlite3_changes(db->db) == 0) {
+		*error_r = account_error_printf("no domain %s", ascii);
+		free(ascii);
+		return ACCOUNT_ERR_NOTFOUND;
+	}
+	free(ascii);
+	return ACCOUNT_OK;
 }
 
 enum account_error

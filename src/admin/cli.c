@@ -33,9 +33,11 @@ static const struct admin_command admin_commands[] = {
 	 admin_cmd_domain_show},
 	{"domain remove", "DOMAIN [--force]",
 	 "remove a domain (--force: with its aliases)", admin_cmd_domain_remove},
-	{"domain set", "DOMAIN --backup-bucket NAME",
+	{"domain set", "DOMAIN [--backup-bucket NAME] "
+		       "[--submit-any-alias yes|no]",
 	 "give the domain's mailboxes their own S3 bucket for backups (\"\": "
-	 "back to the s3_bucket setting)",
+	 "back to the s3_bucket setting); let submission send as any alias "
+	 "of the domain's owner",
 	 admin_cmd_domain_set},
 	{"domain dns", "DOMAIN",
 	 "print the domain's DNS records as zone-file lines",

@@ -129,6 +129,8 @@ domain_json(const struct account_domain *d, bool full)
 	json_object_set_new(o, "quota_bytes", json_integer(d->quota_bytes));
 	json_object_set_new(o, "created", json_string(created));
 	json_object_set_new(o, "dkim_ed25519", json_boolean(d->dkim_ed25519));
+	json_object_set_new(o, "submit_any_alias",
+			    json_boolean(d->submit_any_alias));
 	json_object_set_new(o, "backup_bucket",
 			    d->backup_bucket != NULL
 				    ? json_string(d->backup_bucket)
@@ -320,6 +322,8 @@ admin_cmd_domain_show(struct admin_ctx *ctx, int argc, char **argv)
 		printf("verification token: %s\n", d->verify_token);
 		printf("second DKIM signature (Ed25519): %s\n",
 		       d->dkim_ed25519 ? "on" : "off");
+		printf("submission as any alias of the owner: %s\n",
+		       d->submit_any_alias ? "yes" : "no");
 		printf("backup bucket: %s\n",
 		       d->backup_bucket != NULL ? d->backup_bucket
 						: "(the s3_bucket setting)");
@@ -579,13 +583,19 @@ admin_cmd_owner_set(struct admin_ctx *ctx, int argc, char **argv)
 int
 admin_cmd_domain_set(struct admin_ctx *ctx, int argc, char **argv)
 {
-	const char *name = NULL, *bucket = NULL, *error;
+	const char *name = NULL, *bucket = NULL, *any = NULL, *error;
 	struct account_db *db;
-	enum account_error err;
+	enum account_error err = ACCOUNT_OK;
 	int rc;
 
 	for (int i = 0; i < argc; i++) {
-		if ((rc = admin_option_value(argc, argv, &i, "--backup-bucket",
+		if ((rc = admin_option_value(argc, argv, &i,
+					     "--submit-any-alias", &any)) != 0) {
+			if (rc < 0 || (strcmp(any, "yes") != 0 &&
+				       strcmp(any, "no") != 0))
+				return admin_usage(ctx, "--submit-any-alias "
+							"needs yes or no");
+		} else if ((rc = admin_option_value(argc, argv, &i, "--backup-bucket",
 					     &bucket)) != 0) {
 			if (rc < 0)
 				return admin_usage(ctx, "--backup-bucket needs "
@@ -602,12 +612,17 @@ admin_cmd_domain_set(struct admin_ctx *ctx, int argc, char **argv)
 	}
 	if (name == NULL)
 		return admin_usage(ctx, "DOMAIN is missing");
-	if (bucket == NULL)
-		return admin_usage(ctx,
-				   "nothing to change (--backup-bucket NAME)");
+	if (bucket == NULL && any == NULL)
+		return admin_usage(ctx, "nothing to change (--backup-bucket "
+					"NAME, --submit-any-alias yes|no)");
 	if ((db = admin_account_open(ctx)) == NULL)
 		return ADMIN_EXIT_FAIL;
-	err = account_domain_set_backup_bucket(db, name, bucket, &error);
+	if (bucket != NULL)
+		err = account_domain_set_backup_bucket(db, name, bucket,
+						       &error);
+	if (err == ACCOUNT_OK && any != NULL)
+		err = account_domain_set_submit_any_alias(
+			db, name, strcmp(any, "yes") == 0, &error);
 	account_db_close(&db);
 	if (err != ACCOUNT_OK)
 		return admin_fail("%s", error);

@@ -39,12 +39,18 @@ struct smtp_user {
 	char mailbox_id[ACCOUNT_MAILBOX_ID_BUF]; /* "" without a mailbox */
 	unsigned char public_key[CRYPTO_PUBLIC_KEY_BYTES];
 	bool save_sent;
+	/* Its domain lets it send as any alias of `owner`. */
+	bool any_alias;
+	char *owner;
 	unsigned refs; /* the session and jobs in flight */
 };
 
 /* A submission's envelope. */
 struct smtp_envelope {
 	char *mail_from;
+	/* Another alias than the user's: its owner is checked after DATA,
+	 * on a thread that may read the control plane. */
+	bool sender_unchecked;
 	char *envid;
 	enum smtp_ret ret;
 	bool eightbit, smtputf8;

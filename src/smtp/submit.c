@@ -71,6 +71,7 @@ smtp_user_unref(struct smtp_user **_user)
 		return;
 	free(user->address);
 	free(user->domain);
+	free(user->owner);
 	free(user);
 }
 
@@ -122,6 +123,10 @@ login_work(void *ctx)
 	memcpy(user->public_key, keys.public_key, sizeof(user->public_key));
 	if (account_alias_get(adb, keys.address, &alias, &error) == 1) {
 		user->save_sent = alias->save_sent && alias->has_mailbox;
+		if (alias->domain != NULL) {
+			user->any_alias = alias->domain->submit_any_alias;
+			user->owner = xstrdup(alias->domain->owner);
+		}
 		account_alias_free(&alias);
 	}
 	/* Submission needs no mailbox key: let the login cache count the
@@ -337,7 +342,8 @@ smtp_submit_mail(struct smtp_session *s, struct smtp_command *c)
 		smtp_reply(s, "530 5.7.0 Authentication required");
 		return;
 	}
-	if (strcasecmp(c->address, s->user->address) != 0) {
+	if (strcasecmp(c->address, s->user->address) != 0 &&
+	    (!s->user->any_alias || c->address[0] == '\0')) {
 		smtp_reply(s, "550 5.7.1 Sender address rejected: you may "
 			      "send only as %s",
 			   s->user->address);
@@ -353,6 +359,7 @@ smtp_submit_mail(struct smtp_session *s, struct smtp_command *c)
 	}
 	env = xcalloc(1, sizeof(*env));
 	env->mail_from = xstrdup(c->address);
+	env->sender_unchecked = strcasecmp(c->address, s->user->address) != 0;
 	env->envid = c->envid;
 	c->envid = NULL;
 	env->ret = c->ret;
@@ -423,9 +430,31 @@ job_answer(struct smtp_job *job, int code, const char *text)
 	str_copy(job->reply_text, text, sizeof(job->reply_text));
 }
 
-/* Every address of every From field is the user's own. */
+/* The envelope sender is another alias than the one logged in, which the
+ * domain allows when that alias (exact, enabled) has the same owner. */
 static bool
-from_is_user(const struct smtp_job *job)
+sender_is_owners(const struct smtp_job *job)
+{
+	struct account_alias *alias = NULL;
+	struct account_db *adb;
+	const char *error;
+	bool ok;
+
+	adb = account_db_thread(job->server->data_dir, &error);
+	if (adb == NULL ||
+	    account_alias_get(adb, job->env->mail_from, &alias, &error) != 1)
+		return false;
+	ok = alias->kind == ACCOUNT_ALIAS_EXACT && alias->enabled &&
+	     alias->domain != NULL && job->user->owner != NULL &&
+	     strcmp(alias->domain->owner, job->user->owner) == 0;
+	account_alias_free(&alias);
+	return ok;
+}
+
+/* Every address of every From field is the envelope sender, which is the
+ * user's own address or one the user may send as. */
+static bool
+from_is_sender(const struct smtp_job *job)
 {
 	char **addrs;
 	size_t count;
@@ -436,7 +465,7 @@ from_is_user(const struct smtp_job *job)
 		return false;
 	ok = count > 0;
 	for (size_t i = 0; ok && i < count; i++)
-		ok = strcasecmp(addrs[i], job->user->address) == 0;
+		ok = strcasecmp(addrs[i], job->env->mail_from) == 0;
 	mime_addresses_free(&addrs, count);
 	return ok;
 }
@@ -500,9 +529,14 @@ smtp_submit_work(struct smtp_job *job)
 	char qid[17], text[128];
 	char *signed_msg = NULL;
 	size_t signed_len = 0;
-	const char *error;
+	const char *error, *sender_domain;
 
-	if (!from_is_user(job)) {
+	if (env->sender_unchecked && !sender_is_owners(job)) {
+		job_answer(job, 550, "5.7.1 Sender address rejected: not an "
+				     "alias you may send as");
+		return;
+	}
+	if (!from_is_sender(job)) {
 		job_answer(job, 550, "5.7.1 From: header must be your own "
 				     "address");
 		return;
@@ -517,7 +551,10 @@ smtp_submit_work(struct smtp_job *job)
 	}
 	memset(&sub, 0, sizeof(sub));
 	sub.mail_from = env->mail_from;
-	sub.domain = user->domain;
+	/* The sender's domain signs (an alias of the same owner may be on
+	 * another of the owner's domains). */
+	sender_domain = strrchr(env->mail_from, '@');
+	sub.domain = sender_domain != NULL ? sender_domain + 1 : user->domain;
 	sub.envid = env->envid;
 	sub.ret = env->ret == SMTP_RET_FULL   ? QUEUE_RET_FULL
 		  : env->ret == SMTP_RET_HDRS ? QUEUE_RET_HDRS

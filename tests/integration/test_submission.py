@@ -550,3 +550,29 @@ def kill_9_batch(sub):
     assert len(dupes) <= 4, sorted(dupes)
     # Anything delivered was at least offered (nothing invented).
     assert set(got) <= set(range(total))
+
+
+def test_domain_may_allow_any_alias_of_the_owner(sub):
+    sub.sp.run("alias", "add", "sales@ex.test", "--forward", "boss@remote.example")
+    sub.sp.run("domain", "add", "other.test", "--owner", "someone-else")
+    sub.sp.run("alias", "add", "x@other.test", "--forward", "boss@remote.example")
+    sub.start()
+    with sub.smtps() as s:
+        s.login(USER, sub.password)
+        code, resp = s.docmd("MAIL", "FROM:<sales@ex.test>")
+        assert code == 550 and b"5.7.1" in resp
+    sub.sp.run("domain", "set", DOMAIN, "--submit-any-alias", "yes")
+    assert sub.sp.run("domain", "show", DOMAIN, "--json").stdout.count(b'"submit_any_alias": true') == 1
+    with sub.smtps() as s:  # a new login reads the domain again
+        s.login(USER, sub.password)
+        s.sendmail("sales@ex.test", ["bob@remote.example"],
+                   message(sender="sales@ex.test", subject="as sales"))
+        # Another owner's alias, or a From that is not the sender: refused.
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("x@other.test", ["bob@remote.example"], message(sender="x@other.test"))
+        assert e.value.smtp_code == 550
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail("sales@ex.test", ["bob@remote.example"], message(sender=USER))
+        assert e.value.smtp_code == 550
+    got = wait_for(lambda: sink_messages(sub, "bob@remote.example"), what="delivery")
+    assert len(got) == 1 and got[0][0] == "sales@ex.test" and b"as sales" in got[0][2]
