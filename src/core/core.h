@@ -109,6 +109,8 @@ bool fs_exists(const char *path);
 
 /* Strings. */
 bool str_has_prefix(const char *s, const char *prefix);
+/* No byte of s is 0x80 or above. */
+bool str_is_ascii(const char *s);
 void str_lower(char *s);
 /* Copies at most size-1 bytes and terminates; returns strlen(src). */
 size_t str_copy(char *dst, const char *src, size_t size);

@@ -69,16 +69,6 @@ write_header_nstring(struct sp_buf *out, const char *raw,
 	free(value);
 }
 
-static bool
-is_ascii(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		if ((unsigned char)*s >= 0x80)
-			return false;
-	}
-	return true;
-}
-
 static void
 write_name(struct sp_buf *out, const char *name)
 {
@@ -88,7 +78,7 @@ write_name(struct sp_buf *out, const char *name)
 		sp_buf_append_str(out, "NIL");
 		return;
 	}
-	if (is_ascii(name)) {
+	if (str_is_ascii(name)) {
 		mime_imap_write_string(out, name);
 		return;
 	}
@@ -228,7 +218,7 @@ write_param_value(struct sp_buf *out, const char *name, const char *value)
 	struct sp_buf enc;
 	char *ext_name;
 
-	if (is_ascii(value)) {
+	if (str_is_ascii(value)) {
 		mime_imap_write_string(out, name);
 		sp_buf_append_str(out, " ");
 		mime_imap_write_string(out, value);

@@ -417,15 +417,6 @@ job_report(struct queue *q, const char *id, const struct job_msg *m,
 	return sp_buf_steal(&out, len_r);
 }
 
-static bool
-is_ascii(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return false;
-	return true;
-}
-
 /* Commits the outcomes and the reports in one durable transaction. */
 static int
 job_commit(struct queue *q, const char *id, const struct job_msg *m,
@@ -440,7 +431,7 @@ job_commit(struct queue *q, const char *id, const struct job_msg *m,
 		.domain = m->domain,
 		.ret = QUEUE_RET_UNSPEC,
 		.eightbit = true,
-		.smtputf8 = !is_ascii(m->mail_from),
+		.smtputf8 = !str_is_ascii(m->mail_from),
 		.rcpts = &to,
 		.rcpt_count = 1,
 	};

@@ -336,15 +336,6 @@ enum attempt_result {
 	ATTEMPT_NEXT_HOST, /* connection-level failure: try another address */
 };
 
-static bool
-is_ascii(const char *s)
-{
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s >= 0x80)
-			return false;
-	return true;
-}
-
 /* The same answer for every recipient (a failure before RCPT). */
 static void
 results_fill(struct smtp_client_result *results, size_t count,
@@ -369,11 +360,11 @@ attempt(const struct smtp_client_options *o, int fd, const char *host,
 	bool *accepted = xcalloc(count, sizeof(*accepted));
 	size_t naccepted = 0;
 	int code;
-	bool utf8_needed = smtputf8 || !is_ascii(mail_from);
+	bool utf8_needed = smtputf8 || !str_is_ascii(mail_from);
 
 	memset(&res, 0, sizeof(res));
 	for (size_t i = 0; i < count; i++)
-		if (!is_ascii(rcpts[i]))
+		if (!str_is_ascii(rcpts[i]))
 			utf8_needed = true;
 	code = conn_read_reply(&c, r, false);
 	if (code != 220) {

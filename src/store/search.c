@@ -142,16 +142,6 @@ store_sql_regexp(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_int(ctx, rc >= 0);
 }
 
-static bool
-store_is_ascii(const char *s)
-{
-	for (; *s != '\0'; s++) {
-		if ((unsigned char)*s >= 0x80)
-			return false;
-	}
-	return true;
-}
-
 bool
 store_icontains(const char *haystack, size_t hay_len, const char *needle)
 {
@@ -160,9 +150,9 @@ store_icontains(const char *haystack, size_t hay_len, const char *needle)
 
 	if (nlen == 0)
 		return true;
-	if (hay_len < nlen && store_is_ascii(needle))
+	if (hay_len < nlen && str_is_ascii(needle))
 		return false;
-	if (store_is_ascii(needle)) {
+	if (str_is_ascii(needle)) {
 		unsigned char first = (unsigned char)tolower(
 			(unsigned char)needle[0]);
 

@@ -22,6 +22,7 @@ from aiosmtpd.controller import Controller
 
 from conftest import SEALPOST, Sealpost, free_port
 from test_smtp import SinkHandler
+from test_smtp_arc import dnsfunc_for, domain_dns_records
 
 dkim = pytest.importorskip("dkim")
 
@@ -37,22 +38,9 @@ def tls_context():
 
 
 def dkim_records(sp, domain=DOMAIN):
-    """{name: record} of the DKIM TXT lines `sealpost domain dns` prints."""
-    out = sp.run("domain", "dns", domain).stdout.decode()
-    records = {}
-    for line in out.splitlines():
-        m = re.match(r"^(\S+\._domainkey\.%s)\.\s+\d+\s+IN\s+TXT\s+(.*)$" % re.escape(domain), line)
-        if m:
-            records[m.group(1).lower()] = "".join(re.findall(r'"([^"]*)"', m.group(2)))
-    return records
-
-
-def dnsfunc_for(records):
-    def dnsfunc(name, timeout=5):
-        name = name.decode() if isinstance(name, bytes) else name
-        rec = records.get(name.rstrip(".").lower())
-        return rec.encode() if rec is not None else None
-    return dnsfunc
+    """{name: record} of the domain's DKIM keys, as `domain dns` prints."""
+    return {f"{sel}._domainkey.{domain}": rec
+            for sel, rec in domain_dns_records(sp, domain).items()}
 
 
 def wait_for(pred, seconds=30, what="condition"):
