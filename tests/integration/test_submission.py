@@ -472,6 +472,7 @@ def test_retention_redacts_then_purges(sub):
                      what="redaction")
     assert shown["redacted"]
     sub.stop()
+    assert canary.encode() not in sub.logs()
     # Nothing of the content is left in the data directory.
     for root, _, files in os.walk(sub.sp.data_dir):
         for name in files:
@@ -516,6 +517,8 @@ def kill_9_batch(sub):
         t.start()
     wait_for(lambda: len(accepted) >= total // 3, seconds=120, what="a third accepted")
     sub.stop(kill=True)
+    print(f"killed with {len(accepted)} accepted, "
+          f"{len(sink_messages(sub, 'sink@remote.example'))} at the sink")
     for t in threads:
         t.join(timeout=60)
     acked = set(accepted)
