@@ -356,8 +356,6 @@ store_mailbox_open(const char *data_dir, const char *mailbox_id,
 		store_mailbox_close(&mbox);
 		return STORE_ERR_TEMP;
 	}
-	if (getenv("SP_EXPERIMENT_SQL") != NULL)
-		(void)db_exec(db, getenv("SP_EXPERIMENT_SQL"), NULL);
 	if (store_sql_functions_register(db) < 0) {
 		store_set_error(error_r, "could not register SQL functions");
 		store_mailbox_close(&mbox);
