@@ -114,7 +114,8 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 	char *old_pw;
 	enum account_error aerr;
 	enum store_error serr;
-	int ret = ADMIN_EXIT_OK, lock = -1;
+	int ret = ADMIN_EXIT_OK, lock = -1, hold_fd = -1;
+	unsigned closed = 0;
 
 	old_pw = admin_read_secret("SEALPOST_OLD_PASSWORD",
 				   "Current password: ");
@@ -148,9 +149,20 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 		    CRYPTO_SECRET_KEY_BYTES, creds.wrapped_sk);
 	creds.wrapped_sk_len = ACCOUNT_WRAPPED_SK_BYTES;
 
+	/* A running server logs the alias's sessions out (IMAP "* BYE",
+	 * POP3 "-ERR"), as a password change should, and lets no new one in
+	 * until the change is done: then the lock below is free at once. */
+	if (admin_control_close_sessions(ctx->data_dir, alias->mailbox_id,
+					 &hold_fd, &closed, &error) < 0) {
+		ret = admin_fail("cannot close the sessions of %s: %s; the "
+				 "password is unchanged",
+				 alias->address, error);
+		goto out;
+	}
 	/* Exclusive: no handle open on the file (sessions, backups, another
 	 * change), none opened until the change is done. Sessions that stay
-	 * open (IDLE) make it give up rather than lose their writes. */
+	 * open anyway (no server to ask) make it give up rather than lose
+	 * their writes. */
 	lock = store_rekey_lock(ctx->data_dir, alias->mailbox_id,
 				PASSWORD_LOCK_WAIT_MS);
 	if (lock < 0) {
@@ -197,6 +209,7 @@ password_change(struct admin_ctx *ctx, struct account_db *adb,
 	admin_pending_remove(ctx->data_dir, alias->mailbox_id);
 out:
 	store_rekey_unlock(lock);
+	admin_control_done(&hold_fd, alias->mailbox_id);
 	crypto_login_clear(&login);
 	account_session_keys_clear(&old);
 	account_login_release(alias->address);

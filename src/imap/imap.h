@@ -27,8 +27,8 @@ int imap_server_create(struct net_server *net, struct imap_server **server_r,
 		       const char **error_r);
 void imap_server_destroy(struct imap_server **server);
 
-/* For a restore that replaces the mailbox file (the serve control
- * channel): says "* BYE" to every session of the mailbox and closes it once
+/* For a restore or a password change, which replace the mailbox file (the
+ * serve control channel): says "* BYE" to every session of the mailbox and closes it once
  * the line is written (force: closes at once, dropping unsent output).
  * Returns how many sessions were told (one already closing is not counted
  * again). */

@@ -339,7 +339,8 @@ imap_server_close_mailbox(struct imap_server *server, const char *mailbox_id,
 			 * dropped: nothing is written after the BYE. */
 			net_conn_write_str(s->conn,
 					   "* BYE The mailbox is being "
-					   "restored from a backup\r\n");
+					   "replaced (restored from a backup, "
+					   "or a new password)\r\n");
 			net_conn_close_after_flush(s->conn);
 			told++;
 		}

@@ -34,8 +34,8 @@ int pop3_server_create(struct net_server *net, struct pop3_server **server_r,
  * reaps the connections). NULLs, accepts NULL. */
 void pop3_server_destroy(struct pop3_server **server);
 
-/* For a restore that replaces the mailbox file (the serve control
- * channel): POP3 has no unsolicited responses, so every session of the
+/* For a restore or a password change, which replace the mailbox file (the
+ * serve control channel): POP3 has no unsolicited responses, so every session of the
  * mailbox gets "-ERR [SYS/TEMP] ..." and is closed once it is written
  * (force: at once). Nothing marked with DELE is removed. Returns how many
  * sessions were told (one already closing is not counted again). */

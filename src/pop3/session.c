@@ -335,7 +335,8 @@ pop3_server_close_mailbox(struct pop3_server *server, const char *mailbox_id,
 			continue;
 		net_conn_write_str(s->conn,
 				   "-ERR [SYS/TEMP] The mailbox is being "
-				   "restored from a backup; closing.\r\n");
+				   "replaced (restored from a backup, or a "
+				   "new password); closing.\r\n");
 		net_conn_close_after_flush(s->conn);
 		told++;
 	}

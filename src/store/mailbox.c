@@ -177,6 +177,22 @@ static const char *const store_migrations[] = {
 	/* Spool files already filed into INBOX whose unlink may not have
 	 * happened yet (crash between commit and unlink): never twice. */
 	"CREATE TABLE spool_drained(name TEXT PRIMARY KEY) WITHOUT ROWID;",
+	/* 2: the raw header, the deflated rest and the index text move out
+	 * of `messages` into a table of their own. SQLite rewrites a whole
+	 * record, overflow pages included, to change one column: with the
+	 * bodies in the row, setting a flag re-encrypted (and, under
+	 * secure_delete, zeroed) every page of the message, and every scan
+	 * of flags or dates decrypted pages of bodies. */
+	"CREATE TABLE message_content("
+	" id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,"
+	" header BLOB NOT NULL,"
+	" rest BLOB NOT NULL,"
+	" text BLOB NOT NULL);"
+	"INSERT INTO message_content(id, header, rest, text)"
+	" SELECT id, header, rest, text FROM messages;"
+	"ALTER TABLE messages DROP COLUMN header;"
+	"ALTER TABLE messages DROP COLUMN rest;"
+	"ALTER TABLE messages DROP COLUMN text;",
 };
 
 static const struct {

@@ -287,9 +287,9 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 		" internal_date, size, sent_date, subject, from_addr, to_addr,"
 		" cc_addr, bcc_addr, reply_to, sender, message_id, in_reply_to,"
 		" refs, sort_subject, sort_from, sort_to, sort_cc, envelope,"
-		" body, bodystructure, header, rest, text) VALUES(?1, ?2, ?3,"
+		" body, bodystructure) VALUES(?1, ?2, ?3,"
 		" ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-		" ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28);");
+		" ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25);");
 	sqlite3_bind_int64(stmt, 1, folder_id);
 	sqlite3_bind_int64(stmt, 2, uid);
 	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)modseq);
@@ -318,14 +318,22 @@ store_append_locked(struct store_mailbox *mbox, int64_t folder_id,
 	store_bind_opt_text(stmt, 23, info->envelope);
 	store_bind_opt_text(stmt, 24, info->body);
 	store_bind_opt_text(stmt, 25, info->bodystructure);
-	sqlite3_bind_blob64(stmt, 26, raw, info->header_len, SQLITE_STATIC);
-	sqlite3_bind_blob64(stmt, 27, zrest.data, zrest.len, SQLITE_STATIC);
-	sqlite3_bind_blob64(stmt, 28, ztext.data, ztext.len, SQLITE_STATIC);
 	if (store_step_done(stmt) < 0) {
 		err = store_db_error(mbox, "append", error_r);
 		goto out;
 	}
 	message_id = sqlite3_last_insert_rowid(mbox->db);
+	stmt = store_stmt(mbox, STORE_STMT_INSERT_CONTENT,
+			  "INSERT INTO message_content(id, header, rest, text)"
+			  " VALUES(?1, ?2, ?3, ?4);");
+	sqlite3_bind_int64(stmt, 1, message_id);
+	sqlite3_bind_blob64(stmt, 2, raw, info->header_len, SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 3, zrest.data, zrest.len, SQLITE_STATIC);
+	sqlite3_bind_blob64(stmt, 4, ztext.data, ztext.len, SQLITE_STATIC);
+	if (store_step_done(stmt) < 0) {
+		err = store_db_error(mbox, "append", error_r);
+		goto out;
+	}
 
 	for (size_t i = 0; i < ncuts; i++) {
 		unsigned char hash[crypto_hash_sha256_BYTES];
@@ -603,7 +611,7 @@ store_raw_by_id(struct store_mailbox *mbox, int64_t message_id,
 	int rc;
 
 	stmt = store_stmt(mbox, STORE_STMT_GET_RAW,
-			  "SELECT header, rest FROM messages WHERE id = ?;");
+			  "SELECT header, rest FROM message_content WHERE id = ?;");
 	sqlite3_bind_int64(stmt, 1, message_id);
 	rc = sqlite3_step(stmt);
 	if (rc != SQLITE_ROW) {
@@ -900,8 +908,8 @@ store_copy(struct store_mailbox *mbox, int64_t src_folder_id,
 {
 	struct store_message *msgs = NULL;
 	size_t count = 0;
-	sqlite3_stmt *stmt, *ins = NULL, *parts = NULL, *refs = NULL,
-			    *fts = NULL;
+	sqlite3_stmt *stmt, *ins = NULL, *content = NULL, *parts = NULL,
+		     *refs = NULL, *fts = NULL;
 	uint32_t uidnext = 0, uidvalidity = 0;
 	uint64_t modseq = 0, total = 0;
 	enum store_error err;
@@ -949,12 +957,16 @@ store_copy(struct store_mailbox *mbox, int64_t src_folder_id,
 		" internal_date, size, sent_date, subject, from_addr, to_addr,"
 		" cc_addr, bcc_addr, reply_to, sender, message_id, in_reply_to,"
 		" refs, sort_subject, sort_from, sort_to, sort_cc, envelope,"
-		" body, bodystructure, header, rest, text) SELECT ?1, ?2, ?3,"
+		" body, bodystructure) SELECT ?1, ?2, ?3,"
 		" flags, keywords, internal_date, size, sent_date, subject,"
 		" from_addr, to_addr, cc_addr, bcc_addr, reply_to, sender,"
 		" message_id, in_reply_to, refs, sort_subject, sort_from,"
-		" sort_to, sort_cc, envelope, body, bodystructure, header, rest,"
-		" text FROM messages WHERE id = ?4;");
+		" sort_to, sort_cc, envelope, body, bodystructure"
+		" FROM messages WHERE id = ?4;");
+	content = db_prepare(mbox->db,
+			     "INSERT INTO message_content(id, header, rest,"
+			     " text) SELECT ?1, header, rest, text FROM"
+			     " message_content WHERE id = ?2;");
 	parts = db_prepare(mbox->db,
 			   "INSERT INTO message_parts(message_id, offset,"
 			   " attachment_id, length) SELECT ?1, offset,"
@@ -972,7 +984,8 @@ store_copy(struct store_mailbox *mbox, int64_t src_folder_id,
 			 "INSERT INTO fts(rowid, subject, addresses, text)"
 			 " SELECT ?1, coalesce(subject, ''), concat_ws(char(10),"
 			 " from_addr, to_addr, cc_addr, bcc_addr, reply_to, sender),"
-			 " sp_inflate(text) FROM messages WHERE id = ?2;");
+			 " sp_inflate(c.text) FROM messages m JOIN message_content c"
+			 " ON c.id = m.id WHERE m.id = ?2;");
 	for (size_t i = 0; i < count; i++) {
 		int64_t new_id;
 
@@ -985,6 +998,11 @@ store_copy(struct store_mailbox *mbox, int64_t src_folder_id,
 		if (sqlite3_step(ins) != SQLITE_DONE)
 			goto db_fail;
 		new_id = sqlite3_last_insert_rowid(mbox->db);
+		sqlite3_reset(content);
+		sqlite3_bind_int64(content, 1, new_id);
+		sqlite3_bind_int64(content, 2, msgs[i].id);
+		if (sqlite3_step(content) != SQLITE_DONE)
+			goto db_fail;
 		sqlite3_reset(parts);
 		sqlite3_bind_int64(parts, 1, new_id);
 		sqlite3_bind_int64(parts, 2, msgs[i].id);
@@ -1018,6 +1036,7 @@ db_fail:
 	err = store_db_error(mbox, move ? "move" : "copy", error_r);
 out:
 	sqlite3_finalize(ins);
+	sqlite3_finalize(content);
 	sqlite3_finalize(parts);
 	sqlite3_finalize(refs);
 	sqlite3_finalize(fts);

@@ -15,6 +15,13 @@
 #include <string.h>
 #include <strings.h>
 
+/* A message's raw header and its index text live in message_content (see
+ * the schema): fetched per row only when an expression reaches them. */
+#define STORE_SQL_HEADER \
+	"(SELECT c.header FROM message_content c WHERE c.id = m.id)"
+#define STORE_SQL_TEXT \
+	"(SELECT c.text FROM message_content c WHERE c.id = m.id)"
+
 /* ---- SQL functions ---- */
 
 /* Compiled patterns, per connection: a search runs the same few patterns
@@ -544,7 +551,7 @@ store_query_body(struct store_query *q, const char *needle)
 		store_query_bind(q, STORE_BIND_TEXT, 0, match);
 		free(match);
 	}
-	sp_buf_append_str(&q->sql, "sp_icontains(sp_inflate(m.text), ?))");
+	sp_buf_append_str(&q->sql, "sp_icontains(sp_inflate(" STORE_SQL_TEXT "), ?))");
 	store_query_bind(q, STORE_BIND_TEXT, 0, needle);
 }
 
@@ -556,7 +563,7 @@ store_field_column(const char *field)
 	} map[] = {
 		{"subject", "m.subject"}, {"from", "m.from_addr"},
 		{"to", "m.to_addr"},	  {"cc", "m.cc_addr"},
-		{"bcc", "m.bcc_addr"},	  {"body", "sp_inflate(m.text)"},
+		{"bcc", "m.bcc_addr"},	  {"body", "sp_inflate(" STORE_SQL_TEXT ")"},
 	};
 
 	for (size_t i = 0; i < SP_N_ELEMENTS(map); i++) {
@@ -718,7 +725,7 @@ store_query_node(struct store_query *q, const struct store_search *s)
 		store_query_substring(q, "m.bcc_addr", str);
 		break;
 	case STORE_SEARCH_HEADER:
-		sp_buf_append_str(&q->sql, "sp_icontains(sp_header(m.header,"
+		sp_buf_append_str(&q->sql, "sp_icontains(sp_header(" STORE_SQL_HEADER ","
 					   " ?), ?)");
 		store_query_bind(q, STORE_BIND_TEXT, 0,
 				 s->field != NULL ? s->field : "");
@@ -729,7 +736,7 @@ store_query_node(struct store_query *q, const struct store_search *s)
 		break;
 	case STORE_SEARCH_TEXT:
 		sp_buf_append_str(&q->sql, "(");
-		store_query_substring(q, "m.header", str);
+		store_query_substring(q, STORE_SQL_HEADER, str);
 		sp_buf_append_str(&q->sql, " OR ");
 		store_query_substring(q, "m.subject", str);
 		sp_buf_append_str(&q->sql, " OR ");
@@ -754,7 +761,7 @@ store_query_node(struct store_query *q, const struct store_search *s)
 			store_query_bind(q, STORE_BIND_TEXT, 0, str);
 		} else {
 			sp_buf_append_str(&q->sql,
-					  "regexp(?, sp_header(m.header, ?))");
+					  "regexp(?, sp_header(" STORE_SQL_HEADER ", ?))");
 			store_query_bind(q, STORE_BIND_TEXT, 0, str);
 			store_query_bind(q, STORE_BIND_TEXT, 0, field);
 		}
