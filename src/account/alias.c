@@ -385,6 +385,25 @@ change_check(const struct account_alias_change *change, const char **error_r)
 	return ACCOUNT_OK;
 }
 
+/* Runs `sql` binding ?1 to the alias id and ?2 to `value`. 0 or -1. */
+static int
+alias_set_number(struct account_db *db, int64_t id, const char *sql,
+		 int64_t value, const char **error_r)
+{
+	sqlite3_stmt *stmt = db_prepare(db->db, sql);
+	int rc;
+
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_int64(stmt, 2, value);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE) {
+		account_db_fail(db, "update alias", error_r);
+		return -1;
+	}
+	return 0;
+}
+
 /* Applies a checked change to alias `id` inside the caller's transaction. */
 static enum account_error
 change_apply(struct account_db *db, int64_t id, const char *self,
@@ -426,36 +445,21 @@ change_apply(struct account_db *db, int64_t id, const char *self,
 			       error_r) < 0)
 			return ACCOUNT_ERR_TEMP;
 	}
-	if (change->enabled >= 0) {
-		stmt = db_prepare(db->db, "UPDATE aliases SET enabled = ?2 "
-					  "WHERE id = ?1;");
-		sqlite3_bind_int64(stmt, 1, id);
-		sqlite3_bind_int(stmt, 2, change->enabled != 0);
-		rc = sqlite3_step(stmt);
-		sqlite3_finalize(stmt);
-		if (rc != SQLITE_DONE)
-			return account_db_fail(db, "update alias", error_r);
-	}
-	if (change->save_sent >= 0) {
-		stmt = db_prepare(db->db, "UPDATE aliases SET save_sent = ?2 "
-					  "WHERE id = ?1;");
-		sqlite3_bind_int64(stmt, 1, id);
-		sqlite3_bind_int(stmt, 2, change->save_sent != 0);
-		rc = sqlite3_step(stmt);
-		sqlite3_finalize(stmt);
-		if (rc != SQLITE_DONE)
-			return account_db_fail(db, "update alias", error_r);
-	}
-	if (change->quota_bytes >= 0) {
-		stmt = db_prepare(db->db, "UPDATE aliases SET quota_bytes = ?2 "
-					  "WHERE id = ?1;");
-		sqlite3_bind_int64(stmt, 1, id);
-		sqlite3_bind_int64(stmt, 2, change->quota_bytes);
-		rc = sqlite3_step(stmt);
-		sqlite3_finalize(stmt);
-		if (rc != SQLITE_DONE)
-			return account_db_fail(db, "update alias", error_r);
-	}
+	if (change->enabled >= 0 &&
+	    alias_set_number(db, id,
+			     "UPDATE aliases SET enabled = ?2 WHERE id = ?1;",
+			     change->enabled != 0, error_r) < 0)
+		return ACCOUNT_ERR_TEMP;
+	if (change->save_sent >= 0 &&
+	    alias_set_number(db, id,
+			     "UPDATE aliases SET save_sent = ?2 WHERE id = ?1;",
+			     change->save_sent != 0, error_r) < 0)
+		return ACCOUNT_ERR_TEMP;
+	if (change->quota_bytes >= 0 &&
+	    alias_set_number(db, id,
+			     "UPDATE aliases SET quota_bytes = ?2 WHERE id = ?1;",
+			     change->quota_bytes, error_r) < 0)
+		return ACCOUNT_ERR_TEMP;
 	if (change->pgp_key != NULL) {
 		stmt = db_prepare(db->db, "UPDATE aliases SET pgp_key = ?2 "
 					  "WHERE id = ?1;");
