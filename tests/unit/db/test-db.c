@@ -101,12 +101,64 @@ test_plaintext_detection(void **state)
 	free(path);
 }
 
+/*
+ * portable-cipher.sqlite was written by Sealpost before the page cipher's
+ * ChaCha20 and Poly1305 moved to libsodium (with the amalgamation's own
+ * portable code), with the key 00 01 .. 1f: 40 rows "row N " followed by
+ * 1,000 characters "ab...", 17 pages. It must still open and read, and
+ * pages written now must read back through the same code.
+ */
+static void
+test_opens_database_written_by_portable_cipher(void **state)
+{
+	char *src = xasprintf("%s/portable-cipher.sqlite", DB_TEST_FIXTURES);
+	char *path = xasprintf("%s/portable.sqlite", dir);
+	struct crypto_key *key = crypto_key_create();
+	sqlite3 *db;
+	sqlite3_stmt *stmt;
+	const char *error;
+	char *data;
+	size_t len;
+
+	for (int i = 0; i < CRYPTO_KEY_BYTES; i++)
+		key->bytes[i] = (unsigned char)i;
+	assert_int_equal(fs_read_file(src, &data, &len), 0);
+	assert_int_equal(fs_write_atomic(path, data, len, 0600), 0);
+	free(data);
+
+	if (db_open(path, key, 0, &db, &error) != DB_OK)
+		fail_msg("open: %s", error);
+	stmt = db_prepare(db, "SELECT count(*), sum(length(v)), "
+			      "min(v LIKE 'row % abab%') FROM t;");
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 40);
+	assert_int_equal(sqlite3_column_int(stmt, 2), 1);
+	sqlite3_finalize(stmt);
+	/* Rewrite every page with the current code, then read again. */
+	assert_int_equal(db_exec(db, "UPDATE t SET v = upper(v); VACUUM;",
+				 &error),
+			 0);
+	db_close(&db);
+	if (db_open(path, key, 0, &db, &error) != DB_OK)
+		fail_msg("reopen: %s", error);
+	stmt = db_prepare(db, "SELECT count(*) FROM t WHERE v LIKE 'ROW % ABAB%';");
+	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(stmt, 0), 40);
+	sqlite3_finalize(stmt);
+	db_close(&db);
+	assert_false(db_file_is_plaintext(path));
+	crypto_key_destroy(&key);
+	free(src);
+	free(path);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encrypted_roundtrip_and_wrong_key),
 		cmocka_unit_test(test_plaintext_detection),
+		cmocka_unit_test(test_opens_database_written_by_portable_cipher),
 	};
 	int ret;
 
